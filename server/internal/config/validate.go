@@ -1,0 +1,180 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// FieldError is one bad setting.
+type FieldError struct {
+	// Field is "Section.Field", e.g. "SqlSettings.DataSource", or just "Section" when the whole
+	// section is malformed.
+	Field string
+	// Msg says what is wrong; it never contains a secret.
+	Msg string
+}
+
+// Error implements error.
+func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// FieldErrors is every bad setting found by Load or Validate, in the order found.
+type FieldErrors []FieldError
+
+// Error lists each bad setting on its own line.
+func (e FieldErrors) Error() string {
+	lines := make([]string, len(e))
+	for i, fe := range e {
+		lines[i] = fe.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Fields lists the names of the bad settings, e.g. ["SqlSettings.DataSource"].
+func (e FieldErrors) Fields() []string {
+	fields := make([]string, len(e))
+	for i, fe := range e {
+		fields[i] = fe.Field
+	}
+	return fields
+}
+
+func (e *FieldErrors) add(field, format string, args ...any) {
+	*e = append(*e, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns e as an error, or nil when it is empty (never a nil FieldErrors in an error).
+func (e FieldErrors) err() error {
+	if len(e) == 0 {
+		return nil
+	}
+	return e
+}
+
+// Limits Garrison enforces besides Mattermost's.
+const (
+	maxSiteNameLength = 30 // Mattermost's model.SiteNameMaxLength
+	minPasswordLength = 5
+	maxPasswordLength = 72 // bcrypt ignores bytes after the 72nd
+)
+
+var (
+	webserverModes = []string{"gzip", "uncompressed", "disabled"}
+	fileDrivers    = []string{"local", "amazons3"}
+	logLevels      = []string{"DEBUG", "INFO", "WARN", "ERROR"}
+)
+
+// Validate checks every setting and reports all bad ones at once as FieldErrors.
+func (c *Config) Validate() error {
+	var errs FieldErrors
+	atLeast := func(field string, v, lo int64) {
+		if v < lo {
+			errs.add(field, "must be at least %d, got %d", lo, v)
+		}
+	}
+	oneOf := func(field, v string, valid []string) {
+		if !slices.Contains(valid, v) {
+			errs.add(field, "must be one of %s, got %q", strings.Join(valid, ", "), v)
+		}
+	}
+	level := func(field, v string) {
+		if !slices.Contains(logLevels, strings.ToUpper(v)) {
+			errs.add(field, "must be one of %s (any case), got %q", strings.Join(logLevels, ", "), v)
+		}
+	}
+	dsns := func(field string, list []string) {
+		for i, dsn := range list {
+			if strings.TrimSpace(dsn) == "" {
+				errs.add(field, "entry %d is empty", i)
+			}
+		}
+	}
+
+	s := &c.ServiceSettings
+	if msg := checkSiteURL(s.SiteURL); msg != "" {
+		errs.add("ServiceSettings.SiteURL", "%s", msg)
+	}
+	if _, _, err := net.SplitHostPort(s.ListenAddress); err != nil {
+		errs.add("ServiceSettings.ListenAddress", "must be host:port or :port, got %q", s.ListenAddress)
+	}
+	atLeast("ServiceSettings.MaximumPayloadSizeBytes", s.MaximumPayloadSizeBytes, 1)
+	atLeast("ServiceSettings.SessionLengthWebInHours", int64(s.SessionLengthWebInHours), 1)
+	atLeast("ServiceSettings.SessionLengthMobileInHours", int64(s.SessionLengthMobileInHours), 1)
+	atLeast("ServiceSettings.SessionCacheInMinutes", int64(s.SessionCacheInMinutes), 0)
+	atLeast("ServiceSettings.SessionIdleTimeoutInMinutes", int64(s.SessionIdleTimeoutInMinutes), 0)
+	oneOf("ServiceSettings.WebserverMode", s.WebserverMode, webserverModes)
+	atLeast("ServiceSettings.TimeBetweenUserTypingUpdatesMilliseconds", s.TimeBetweenUserTypingUpdatesMilliseconds, 1)
+	atLeast("ServiceSettings.ReadTimeout", int64(s.ReadTimeout), 1)
+	atLeast("ServiceSettings.WriteTimeout", int64(s.WriteTimeout), 1)
+	atLeast("ServiceSettings.IdleTimeout", int64(s.IdleTimeout), 1)
+	atLeast("ServiceSettings.MaximumLoginAttempts", int64(s.MaximumLoginAttempts), 1)
+	atLeast("ServiceSettings.PostEditTimeLimit", int64(s.PostEditTimeLimit), -1)
+
+	t := &c.TeamSettings
+	if n := utf8.RuneCountInString(t.SiteName); n == 0 || n > maxSiteNameLength {
+		errs.add("TeamSettings.SiteName", "must be 1 to %d characters, got %d", maxSiteNameLength, n)
+	}
+	atLeast("TeamSettings.MaxUsersPerTeam", int64(t.MaxUsersPerTeam), 1)
+	atLeast("TeamSettings.MaxChannelsPerTeam", t.MaxChannelsPerTeam, 1)
+
+	q := &c.SqlSettings
+	oneOf("SqlSettings.DriverName", q.DriverName, []string{"postgres"})
+	if strings.TrimSpace(q.DataSource) == "" {
+		errs.add("SqlSettings.DataSource", "is required (set it in the file or MM_SQLSETTINGS_DATASOURCE)")
+	}
+	dsns("SqlSettings.DataSourceReplicas", q.DataSourceReplicas)
+	dsns("SqlSettings.DataSourceSearchReplicas", q.DataSourceSearchReplicas)
+	atLeast("SqlSettings.MaxIdleConns", int64(q.MaxIdleConns), 0)
+	atLeast("SqlSettings.MaxOpenConns", int64(q.MaxOpenConns), 1)
+	atLeast("SqlSettings.ConnMaxLifetimeMilliseconds", int64(q.ConnMaxLifetimeMilliseconds), 0)
+	atLeast("SqlSettings.ConnMaxIdleTimeMilliseconds", int64(q.ConnMaxIdleTimeMilliseconds), 0)
+	atLeast("SqlSettings.QueryTimeout", int64(q.QueryTimeout), 1)
+
+	f := &c.FileSettings
+	atLeast("FileSettings.MaxFileSize", f.MaxFileSize, 1)
+	oneOf("FileSettings.DriverName", f.DriverName, fileDrivers)
+	if f.DriverName == "local" && strings.TrimSpace(f.Directory) == "" {
+		errs.add("FileSettings.Directory", "is required when DriverName is local")
+	}
+
+	if n := c.PasswordSettings.MinimumLength; n < minPasswordLength || n > maxPasswordLength {
+		errs.add("PasswordSettings.MinimumLength", "must be %d to %d, got %d", minPasswordLength, maxPasswordLength, n)
+	}
+
+	r := &c.RateLimitSettings
+	atLeast("RateLimitSettings.PerSec", int64(r.PerSec), 1)
+	atLeast("RateLimitSettings.MaxBurst", int64(r.MaxBurst), 0)
+	atLeast("RateLimitSettings.MemoryStoreSize", int64(r.MemoryStoreSize), 1)
+
+	level("LogSettings.ConsoleLevel", c.LogSettings.ConsoleLevel)
+	level("LogSettings.FileLevel", c.LogSettings.FileLevel)
+
+	return errs.err()
+}
+
+// checkSiteURL returns why u is not a valid SiteURL, or "".
+func checkSiteURL(u string) string {
+	if u == "" {
+		return ""
+	}
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		// Not quoting u: a malformed URL may hold credentials.
+		return "must be an absolute http or https URL"
+	case p.User != nil:
+		return "must not contain user information"
+	case p.Scheme != "http" && p.Scheme != "https":
+		return fmt.Sprintf("must start with http:// or https://, got %q", u)
+	case p.Host == "":
+		return fmt.Sprintf("must include a host, got %q", u)
+	case p.RawQuery != "" || p.ForceQuery:
+		return fmt.Sprintf("must not have a query, got %q", u)
+	case p.Fragment != "":
+		return fmt.Sprintf("must not have a fragment, got %q", u)
+	}
+	return ""
+}

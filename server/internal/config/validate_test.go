@@ -1,0 +1,97 @@
+package config_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/garrison-chat/garrison/server/internal/config"
+)
+
+// valid returns the defaults plus the one setting that has no default.
+func valid() *config.Config {
+	c := config.Default()
+	c.SqlSettings.DataSource = testDSN
+	return c
+}
+
+func TestDefaultValidatesExceptDataSource(t *testing.T) {
+	t.Parallel()
+	err := config.Default().Validate()
+	require.Equal(t, []string{"SqlSettings.DataSource"}, fieldErrors(t, err).Fields())
+	require.NoError(t, valid().Validate())
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		modify func(c *config.Config)
+		want   []string // bad fields; nil means valid
+	}{
+		{"defaults", func(*config.Config) {}, nil},
+		{"https site URL with a path", func(c *config.Config) { c.ServiceSettings.SiteURL = "https://chat.example.mil/team" }, nil},
+		{"http site URL with a port", func(c *config.Config) { c.ServiceSettings.SiteURL = "http://10.0.0.1:8065" }, nil},
+		{"relative site URL", func(c *config.Config) { c.ServiceSettings.SiteURL = "chat.example.mil" }, []string{"ServiceSettings.SiteURL"}},
+		{"ftp site URL", func(c *config.Config) { c.ServiceSettings.SiteURL = "ftp://chat.example.mil" }, []string{"ServiceSettings.SiteURL"}},
+		{"site URL with a query", func(c *config.Config) { c.ServiceSettings.SiteURL = "https://chat.example.mil/?a=b" }, []string{"ServiceSettings.SiteURL"}},
+		{"site URL with user info", func(c *config.Config) { c.ServiceSettings.SiteURL = "https://u:p@chat.example.mil" }, []string{"ServiceSettings.SiteURL"}},
+		{"site URL without host", func(c *config.Config) { c.ServiceSettings.SiteURL = "https:///x" }, []string{"ServiceSettings.SiteURL"}},
+		{"listen on host and port", func(c *config.Config) { c.ServiceSettings.ListenAddress = "[::1]:0" }, nil},
+		{"listen without port", func(c *config.Config) { c.ServiceSettings.ListenAddress = "localhost" }, []string{"ServiceSettings.ListenAddress"}},
+		{"webserver mode", func(c *config.Config) { c.ServiceSettings.WebserverMode = "brotli" }, []string{"ServiceSettings.WebserverMode"}},
+		{"timeouts", func(c *config.Config) {
+			c.ServiceSettings.ReadTimeout, c.ServiceSettings.WriteTimeout, c.ServiceSettings.IdleTimeout = 0, -1, 0
+		}, []string{"ServiceSettings.ReadTimeout", "ServiceSettings.WriteTimeout", "ServiceSettings.IdleTimeout"}},
+		{"post edit limit below -1", func(c *config.Config) { c.ServiceSettings.PostEditTimeLimit = -2 }, []string{"ServiceSettings.PostEditTimeLimit"}},
+		{"empty site name", func(c *config.Config) { c.TeamSettings.SiteName = "" }, []string{"TeamSettings.SiteName"}},
+		{"no users per team", func(c *config.Config) { c.TeamSettings.MaxUsersPerTeam = 0 }, []string{"TeamSettings.MaxUsersPerTeam"}},
+		{"mysql", func(c *config.Config) { c.SqlSettings.DriverName = "mysql" }, []string{"SqlSettings.DriverName"}},
+		{"blank data source", func(c *config.Config) { c.SqlSettings.DataSource = "  " }, []string{"SqlSettings.DataSource"}},
+		{"empty replica", func(c *config.Config) {
+			c.SqlSettings.DataSourceReplicas = []string{"postgres://u@r1/db", ""}
+			c.SqlSettings.DataSourceSearchReplicas = []string{""}
+		}, []string{"SqlSettings.DataSourceReplicas", "SqlSettings.DataSourceSearchReplicas"}},
+		{"no open conns", func(c *config.Config) { c.SqlSettings.MaxOpenConns = 0 }, []string{"SqlSettings.MaxOpenConns"}},
+		{"no query timeout", func(c *config.Config) { c.SqlSettings.QueryTimeout = 0 }, []string{"SqlSettings.QueryTimeout"}},
+		{"s3", func(c *config.Config) { c.FileSettings.DriverName = "amazons3"; c.FileSettings.Directory = "" }, nil},
+		{"file driver", func(c *config.Config) { c.FileSettings.DriverName = "gcs" }, []string{"FileSettings.DriverName"}},
+		{"local without directory", func(c *config.Config) { c.FileSettings.Directory = "" }, []string{"FileSettings.Directory"}},
+		{"password length bounds", func(c *config.Config) { c.PasswordSettings.MinimumLength = 5 }, nil},
+		{"password too short", func(c *config.Config) { c.PasswordSettings.MinimumLength = 4 }, []string{"PasswordSettings.MinimumLength"}},
+		{"password too long", func(c *config.Config) { c.PasswordSettings.MinimumLength = 73 }, []string{"PasswordSettings.MinimumLength"}},
+		{"rate limits", func(c *config.Config) {
+			c.RateLimitSettings.PerSec, c.RateLimitSettings.MaxBurst, c.RateLimitSettings.MemoryStoreSize = 0, -1, 0
+		}, []string{"RateLimitSettings.PerSec", "RateLimitSettings.MaxBurst", "RateLimitSettings.MemoryStoreSize"}},
+		{"log levels in any case", func(c *config.Config) { c.LogSettings.ConsoleLevel, c.LogSettings.FileLevel = "debug", "Warn" }, nil},
+		{"bad log levels", func(c *config.Config) { c.LogSettings.ConsoleLevel, c.LogSettings.FileLevel = "TRACE", "" },
+			[]string{"LogSettings.ConsoleLevel", "LogSettings.FileLevel"}},
+		{"everything at once", func(c *config.Config) {
+			c.ServiceSettings.WebserverMode = ""
+			c.SqlSettings.DataSource = ""
+			c.FileSettings.MaxFileSize = 0
+		}, []string{"ServiceSettings.WebserverMode", "SqlSettings.DataSource", "FileSettings.MaxFileSize"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := valid()
+			tt.modify(c)
+			err := c.Validate()
+			if tt.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Equal(t, tt.want, fieldErrors(t, err).Fields())
+		})
+	}
+}
+
+func TestFieldErrorsMessage(t *testing.T) {
+	t.Parallel()
+	errs := config.FieldErrors{
+		{Field: "SqlSettings.DataSource", Msg: "is required"},
+		{Field: "ServiceSettings.ReadTimeout", Msg: "must be at least 1, got 0"},
+	}
+	require.Equal(t, "SqlSettings.DataSource: is required\nServiceSettings.ReadTimeout: must be at least 1, got 0", errs.Error())
+}
