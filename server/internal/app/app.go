@@ -1,0 +1,149 @@
+// Package app holds Garrison's rules: who may do what, what a request
+// changes, and which events it publishes. Handlers in package api call it;
+// it calls the database through package postgres and publishes WebSocket
+// events through a Publisher (the ws hub).
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
+	"github.com/garrison-chat/garrison/server/internal/postgres"
+	"github.com/garrison-chat/garrison/server/internal/ws"
+)
+
+// Publisher delivers WebSocket events and ends sockets. The ws hub is the
+// implementation; it is set after construction (the hub needs the App as
+// its authenticator, so the two are wired in two steps by the daemon).
+type Publisher interface {
+	Publish(ctx context.Context, ev *ws.Event) error
+	CloseSession(sessionID string)
+	CloseUser(userID string)
+}
+
+// Settings are the configuration values the rules depend on.
+type Settings struct {
+	SiteURL                  string
+	EnableUserCreation       bool
+	EnableOpenServer         bool
+	EnableSignInWithEmail    bool
+	EnableSignInWithUsername bool
+	MaxUsersPerTeam          int
+	MaxChannelsPerTeam       int64
+	DefaultChannels          []string
+	SessionLengthWeb         time.Duration
+	SessionLengthMobile      time.Duration
+	SessionCacheTTL          time.Duration
+	ExtendSessionWithUse     bool
+	MaxLoginAttempts         int
+	Password                 PasswordRules
+	ShowEmailAddress         bool
+	ShowFullName             bool
+	// PostEditTimeLimit is how long after posting an author may edit; <0
+	// means no limit.
+	PostEditTimeLimit        time.Duration
+	EnableAPIPostDeletion    bool
+	EnableUserTypingMessages bool
+	EnableChannelViewed      bool
+	MaxPostSize              int
+	// FileDirectory is FileSettings.Directory (local driver).
+	FileDirectory string
+}
+
+// PasswordRules are PasswordSettings.
+type PasswordRules struct {
+	MinimumLength                        int
+	Lowercase, Uppercase, Number, Symbol bool
+}
+
+// Options configure an App.
+type Options struct {
+	Store    *postgres.Store
+	Logger   *slog.Logger
+	Settings Settings
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// NodeID names this server in health checks and logs.
+	NodeID string
+	// BcryptCost is the password hashing cost; 0 means bcrypt.DefaultCost.
+	BcryptCost int
+}
+
+// App implements the rules.
+type App struct {
+	store    *postgres.Store
+	log      *slog.Logger
+	set      Settings
+	now      func() time.Time
+	nodeID   string
+	pub      Publisher
+	sessions *sessionCache
+	members  *memberCache
+	bcrypt   int
+}
+
+// MaxPostSizeDefault is Mattermost's post size limit in characters.
+const MaxPostSizeDefault = 16383
+
+// New returns an App. Call SetPublisher before serving requests.
+func New(o Options) *App {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	if o.Settings.MaxPostSize == 0 {
+		o.Settings.MaxPostSize = MaxPostSizeDefault
+	}
+	a := &App{
+		store: o.Store, log: o.Logger, set: o.Settings, now: now, nodeID: o.NodeID, bcrypt: o.BcryptCost,
+	}
+	a.sessions = newSessionCache(o.Settings.SessionCacheTTL, 50000, now)
+	a.members = newMemberCache(o.Store)
+	return a
+}
+
+// SetPublisher sets where events go. It must be called before serving.
+func (a *App) SetPublisher(p Publisher) { a.pub = p }
+
+// Settings returns the rules' settings.
+func (a *App) Settings() Settings { return a.set }
+
+func (a *App) millis() int64 { return a.now().UnixMilli() }
+
+// publish sends ev; delivery problems are logged, never returned to the
+// caller whose write already succeeded.
+func (a *App) publish(ctx context.Context, ev *ws.Event) {
+	if a.pub == nil {
+		return
+	}
+	if err := a.pub.Publish(ctx, ev); err != nil {
+		a.log.Warn("publish event", "event", ev.Name, "err", err)
+	}
+}
+
+// Ping checks the database, as the health endpoint reports it.
+func (a *App) Ping(ctx context.Context) error { return a.store.Ping(ctx, a.nodeID) }
+
+// storeErr turns a storage error into an AppError: not-found becomes the
+// given 404, anything else a 500 carrying the cause for the log.
+func storeErr(where string, err error, notFoundID, kind string) *model.AppError {
+	if errors.Is(err, postgres.ErrNotFound) && notFoundID != "" {
+		return model.ErrNotFound(where, notFoundID, kind).Wrap(err)
+	}
+	return internalErr(where, err)
+}
+
+// internalErr wraps an unexpected failure as a 500.
+func internalErr(where string, err error) *model.AppError {
+	e := model.NewAppError(where, "app.internal_error", http.StatusInternalServerError, "An internal error occurred.")
+	return e.Wrap(err)
+}
+
+// badRequest builds a 400 with id and message.
+func badRequest(where, id, msg string) *model.AppError {
+	return model.NewAppError(where, id, http.StatusBadRequest, msg)
+}

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
+	"github.com/garrison-chat/garrison/server/internal/postgres"
+)
+
+// sessionCache keeps recently used sessions in memory so a request does
+// not need a database round trip to authenticate. Entries live at most ttl;
+// revocation removes them at once on this node.
+type sessionCache struct {
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu      sync.Mutex // guards the fields below
+	byToken map[[32]byte]sessionEntry
+	byID    map[string][32]byte
+}
+
+type sessionEntry struct {
+	s      *model.Session
+	expiry time.Time
+}
+
+func newSessionCache(ttl time.Duration, max int, now func() time.Time) *sessionCache {
+	return &sessionCache{ttl: ttl, max: max, now: now, byToken: map[[32]byte]sessionEntry{}, byID: map[string][32]byte{}}
+}
+
+func tokenKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+func (c *sessionCache) get(token string) *model.Session {
+	if c.ttl <= 0 {
+		return nil
+	}
+	k := tokenKey(token)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byToken[k]
+	if !ok {
+		return nil
+	}
+	if c.now().After(e.expiry) {
+		c.removeLocked(k, e.s.ID)
+		return nil
+	}
+	return e.s
+}
+
+func (c *sessionCache) put(token string, s *model.Session) {
+	if c.ttl <= 0 {
+		return
+	}
+	k := tokenKey(token)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byToken) >= c.max {
+		// Dropping everything is crude but bounded, and a reload costs
+		// one query per active token.
+		c.byToken = map[[32]byte]sessionEntry{}
+		c.byID = map[string][32]byte{}
+	}
+	c.byToken[k] = sessionEntry{s: s, expiry: c.now().Add(c.ttl)}
+	c.byID[s.ID] = k
+}
+
+// removeID drops the session with that id.
+func (c *sessionCache) removeID(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k, ok := c.byID[id]; ok {
+		c.removeLocked(k, id)
+	}
+}
+
+// removeUser drops every cached session of a user.
+func (c *sessionCache) removeUser(userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.byToken {
+		if e.s.UserID == userID {
+			c.removeLocked(k, e.s.ID)
+		}
+	}
+}
+
+func (c *sessionCache) removeLocked(k [32]byte, id string) {
+	delete(c.byToken, k)
+	delete(c.byID, id)
+}
+
+// memberCache holds the member ids of channels and teams, used to resolve
+// WebSocket audiences and to check read access on hot paths. Every write
+// that changes a membership invalidates the entry after it commits; a
+// generation counter stops a load that raced with an invalidation from
+// storing stale data.
+type memberCache struct {
+	store *postgres.Store
+
+	mu       sync.Mutex // guards the fields below
+	gen      uint64
+	channels map[string]map[string]struct{}
+	teams    map[string]map[string]struct{}
+}
+
+const memberCacheMax = 20000
+
+func newMemberCache(store *postgres.Store) *memberCache {
+	return &memberCache{store: store, channels: map[string]map[string]struct{}{}, teams: map[string]map[string]struct{}{}}
+}
+
+func (c *memberCache) lookup(ctx context.Context, m map[string]map[string]struct{}, id string,
+	load func(context.Context, string) ([]string, error)) (map[string]struct{}, error) {
+	c.mu.Lock()
+	set, ok := m[id]
+	gen := c.gen
+	c.mu.Unlock()
+	if ok {
+		return set, nil
+	}
+	ids, err := load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	set = make(map[string]struct{}, len(ids))
+	for _, u := range ids {
+		set[u] = struct{}{}
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		if len(m) >= memberCacheMax {
+			clear(m)
+		}
+		m[id] = set
+	}
+	c.mu.Unlock()
+	return set, nil
+}
+
+// channel returns the member set of a channel. The set must not be
+// modified.
+func (c *memberCache) channel(ctx context.Context, channelID string) (map[string]struct{}, error) {
+	return c.lookup(ctx, c.channels, channelID, c.store.ChannelMemberIDs)
+}
+
+// team returns the active member set of a team.
+func (c *memberCache) team(ctx context.Context, teamID string) (map[string]struct{}, error) {
+	return c.lookup(ctx, c.teams, teamID, c.store.TeamMemberIDs)
+}
+
+func (c *memberCache) invalidateChannel(channelID string) {
+	c.mu.Lock()
+	c.gen++
+	delete(c.channels, channelID)
+	c.mu.Unlock()
+}
+
+func (c *memberCache) invalidateTeam(teamID string) {
+	c.mu.Lock()
+	c.gen++
+	delete(c.teams, teamID)
+	c.mu.Unlock()
+}
+
+func setKeys(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	return out
+}

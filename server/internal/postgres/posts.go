@@ -1,0 +1,668 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
+)
+
+// ErrInvalidRoot is returned by CreatePost when the root_id of a reply is
+// not a live root post of the same channel.
+var ErrInvalidRoot = errors.New("invalid root post")
+
+// MaxPostsSince caps the posts a `since` query returns, as Mattermost does.
+const MaxPostsSince = 1000
+
+// postColumns selects a post as p. A reply reports its thread's reply
+// count, kept on the root, as Mattermost's ReplyCount does.
+const postColumns = `p.id, p.create_at, p.update_at, p.edit_at, p.delete_at, p.is_pinned, p.user_id, p.channel_id,
+	p.root_id, p.original_id, p.message, p.type, p.props, p.hashtags, p.file_ids, p.pending_post_id,
+	p.has_reactions,
+	CASE WHEN p.root_id = '' THEN p.reply_count
+		ELSE COALESCE((SELECT t.reply_count FROM posts t WHERE t.id = p.root_id), 0) END AS reply_count,
+	p.last_reply_at`
+
+// scanPost reads one row of postColumns. props and file_ids are scanned as
+// raw JSON so the common empty values cost no decoding.
+func scanPost(row pgx.Row) (*model.Post, error) {
+	p := &model.Post{}
+	var props, files []byte
+	err := row.Scan(&p.ID, &p.CreateAt, &p.UpdateAt, &p.EditAt, &p.DeleteAt, &p.IsPinned, &p.UserID, &p.ChannelID,
+		&p.RootID, &p.OriginalID, &p.Message, &p.Type, &props, &p.Hashtags, &files, &p.PendingPostID,
+		&p.HasReactions, &p.ReplyCount, &p.LastReplyAt)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if p.Props, err = decodeProps(props); err != nil {
+		return nil, fmt.Errorf("post %s: props: %w", p.ID, err)
+	}
+	if p.FileIDs, err = decodeFileIDs(files); err != nil {
+		return nil, fmt.Errorf("post %s: file_ids: %w", p.ID, err)
+	}
+	return p, nil
+}
+
+func decodeProps(b []byte) (map[string]any, error) {
+	if len(b) == 0 || bytes.Equal(b, []byte("{}")) {
+		return map[string]any{}, nil
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func decodeFileIDs(b []byte) ([]string, error) {
+	if len(b) == 0 || bytes.Equal(b, []byte("[]")) {
+		return nil, nil
+	}
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+func collectPosts(rows pgx.Rows, err error) ([]*model.Post, error) {
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []*model.Post
+	for rows.Next() {
+		p, err := scanPost(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, mapErr(rows.Err())
+}
+
+// propsJSON encodes props for a jsonb column; nil becomes {}.
+func propsJSON(m map[string]any) ([]byte, error) {
+	if len(m) == 0 {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(m)
+}
+
+func fileIDsJSON(ids []string) ([]byte, error) {
+	if len(ids) == 0 {
+		return []byte("[]"), nil
+	}
+	return json.Marshal(ids)
+}
+
+// PostMentions says whose mention counters a new post raises.
+type PostMentions struct {
+	// UserIDs are the explicitly mentioned users; those who are not
+	// members of the channel are ignored.
+	UserIDs []string
+	// Everyone mentions every member but the sender (@channel, @all,
+	// @here, and the other member of a direct message).
+	Everyone bool
+}
+
+// CreatedPost is the outcome of CreatePost.
+type CreatedPost struct {
+	// Post is the stored post; for a Duplicate it is the earlier post with
+	// the same pending_post_id.
+	Post *model.Post
+	// Duplicate is set when nothing was written because the sender already
+	// created a post with this pending_post_id.
+	Duplicate bool
+	// Mentioned lists the channel members whose mention count was raised.
+	Mentioned []string
+	// SenderUsername is the sender's username, read in the same round
+	// trip.
+	SenderUsername string
+}
+
+// The statements of CreatePost run as one batch, which Postgres executes as
+// one implicit transaction: either all apply or none. Every statement after
+// the insert is guarded by the new post's existence, so a duplicate
+// pending_post_id or an invalid root turns the whole batch into a no-op.
+const (
+	insertPostSQL = `INSERT INTO posts (id, create_at, update_at, user_id, channel_id, root_id, message, type,
+		props, hashtags, file_ids, pending_post_id)
+	SELECT $1::text, $2::bigint, $2::bigint, $3::text, $4::text, $5::text, $6::text, $7::text,
+		$8::jsonb, $9::text, $10::jsonb, $11::text
+	WHERE $5::text = '' OR EXISTS (SELECT 1 FROM posts r
+		WHERE r.id = $5::text AND r.channel_id = $4::text AND r.root_id = '' AND r.delete_at = 0)
+	ON CONFLICT (user_id, pending_post_id) WHERE pending_post_id <> '' DO NOTHING
+	RETURNING id`
+
+	// The root's update_at moves so that clients syncing with `since` see
+	// its new reply count.
+	bumpRootSQL = `UPDATE posts SET reply_count = reply_count + 1,
+		last_reply_at = GREATEST(last_reply_at, $2), update_at = GREATEST(update_at, $2)
+	WHERE id = $1 AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $3)
+	RETURNING reply_count, last_reply_at`
+
+	bumpChannelSQL = `UPDATE channels SET last_post_at = GREATEST(last_post_at, $2),
+		total_msg_count = total_msg_count + 1, post_version = post_version + 1,
+		last_root_post_at = CASE WHEN $3 THEN GREATEST(last_root_post_at, $2) ELSE last_root_post_at END,
+		total_msg_count_root = total_msg_count_root + CASE WHEN $3 THEN 1 ELSE 0 END
+	WHERE id = $1 AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $4)`
+
+	// Posting reads the channel: the sender's counters catch up with the
+	// channel's, as Mattermost's MarkChannelsAsViewed does.
+	markSenderReadSQL = `UPDATE channel_members cm SET msg_count = c.total_msg_count,
+		msg_count_root = c.total_msg_count_root, mention_count = 0, mention_count_root = 0,
+		urgent_mention_count = 0, last_viewed_at = GREATEST(cm.last_viewed_at, $3), last_update_at = $3
+	FROM channels c
+	WHERE c.id = $1 AND cm.channel_id = $1 AND cm.user_id = $2 AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $4)`
+
+	bumpMentionsSQL = `UPDATE channel_members SET mention_count = mention_count + 1,
+		mention_count_root = mention_count_root + CASE WHEN $4 THEN 1 ELSE 0 END, last_update_at = $5
+	WHERE channel_id = $1 AND user_id <> $2 AND ($3 OR user_id = ANY($6))
+		AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $7)
+	RETURNING user_id`
+
+	senderNameSQL = `SELECT username FROM users WHERE id = $1`
+)
+
+// CreatePost stores p (whose ID, CreateAt, UserID and ChannelID are set)
+// and, in the same transaction, updates the thread, channel and member
+// counters. It returns ErrInvalidRoot when p.RootID is not a live root post
+// of the channel. now is the time the sender read the channel.
+func (s *Store) CreatePost(ctx context.Context, p *model.Post, m PostMentions, now int64) (*CreatedPost, error) {
+	props, err := propsJSON(p.Props)
+	if err != nil {
+		return nil, fmt.Errorf("posts: create: props: %w", err)
+	}
+	files, err := fileIDsJSON(p.FileIDs)
+	if err != nil {
+		return nil, fmt.Errorf("posts: create: file_ids: %w", err)
+	}
+	isRoot := p.RootID == ""
+	b := &pgx.Batch{}
+	b.Queue(insertPostSQL, p.ID, p.CreateAt, p.UserID, p.ChannelID, p.RootID, p.Message, p.Type,
+		props, p.Hashtags, files, p.PendingPostID)
+	if !isRoot {
+		b.Queue(bumpRootSQL, p.RootID, p.CreateAt, p.ID)
+	}
+	b.Queue(bumpChannelSQL, p.ChannelID, p.CreateAt, isRoot, p.ID)
+	b.Queue(markSenderReadSQL, p.ChannelID, p.UserID, now, p.ID)
+	mentions := m.Everyone || len(m.UserIDs) > 0
+	if mentions {
+		ids := m.UserIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		b.Queue(bumpMentionsSQL, p.ChannelID, p.UserID, m.Everyone, isRoot, now, ids, p.ID)
+	}
+	b.Queue(senderNameSQL, p.UserID)
+
+	res := &CreatedPost{Post: p}
+	inserted := true
+	err = func() error {
+		br := s.pool.SendBatch(ctx, b)
+		defer br.Close()
+		var id string
+		if err := br.QueryRow().Scan(&id); err != nil {
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			inserted = false
+		}
+		if !isRoot {
+			if err := br.QueryRow().Scan(&p.ReplyCount, &p.LastReplyAt); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if mentions {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			res.Mentioned, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+		}
+		if err := br.QueryRow().Scan(&res.SenderUsername); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("posts: create: %w", mapErr(err))
+	}
+	if inserted {
+		p.UpdateAt = p.CreateAt
+		return res, nil
+	}
+	if p.PendingPostID != "" {
+		prev, err := s.postByPendingID(ctx, p.UserID, p.PendingPostID)
+		if err == nil {
+			return &CreatedPost{Post: prev, Duplicate: true, SenderUsername: res.SenderUsername}, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("posts: create: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("posts: create: %w", ErrInvalidRoot)
+}
+
+func (s *Store) postByPendingID(ctx context.Context, userID, pendingID string) (*model.Post, error) {
+	return scanPost(s.pool.QueryRow(ctx, `SELECT `+postColumns+` FROM posts p
+		WHERE p.user_id = $1 AND p.pending_post_id = $2`, userID, pendingID))
+}
+
+// GetPost returns the post with id, deleted or not.
+func (s *Store) GetPost(ctx context.Context, id string) (*model.Post, error) {
+	p, err := scanPost(s.pool.QueryRow(ctx, `SELECT `+postColumns+` FROM posts p WHERE p.id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("posts: get: %w", err)
+	}
+	return p, nil
+}
+
+// GetPostsByIDs returns the posts among ids, newest first; unknown ids are
+// skipped, and so are deleted posts unless includeDeleted.
+func (s *Store) GetPostsByIDs(ctx context.Context, ids []string, includeDeleted bool) ([]*model.Post, error) {
+	posts, err := collectPosts(s.pool.Query(ctx, `SELECT `+postColumns+` FROM posts p
+		WHERE p.id = ANY($1) AND ($2 OR p.delete_at = 0) ORDER BY p.create_at DESC, p.id DESC`, ids, includeDeleted))
+	if err != nil {
+		return nil, fmt.Errorf("posts: get by ids: %w", err)
+	}
+	return posts, nil
+}
+
+// ChannelPostsQuery selects a page of a channel's posts, newest first.
+// Before and After are exclusive cursor post ids; at most one is set. The
+// order is (create_at, id), which the index
+// posts_channel_id_create_at_idx serves for live posts.
+type ChannelPostsQuery struct {
+	ChannelID      string
+	Before, After  string
+	Offset, Limit  int
+	IncludeDeleted bool
+}
+
+// ChannelPostsPage is a page with its neighbours: Newer is the id of the
+// post just newer than the newest of Posts, Older the one just older than
+// the oldest ("" when there is none, or when Posts is empty).
+type ChannelPostsPage struct {
+	Posts        []*model.Post
+	Newer, Older string
+}
+
+// Pieces of the page queries. The cursor's create_at comes from an init
+// plan, so the row comparison is an index condition on
+// posts_channel_id_create_at_idx (channel_id, create_at DESC, id DESC)
+// WHERE delete_at = 0; the live-only filter is spelled literally for the
+// planner to match the partial index.
+const (
+	pageSelect   = `SELECT ` + postColumns + ` FROM posts p WHERE p.channel_id = $1`
+	pageLive     = ` AND p.delete_at = 0`
+	pageBefore   = ` AND (p.create_at, p.id) < ((SELECT c.create_at FROM posts c WHERE c.id = $4), $4)`
+	pageAfter    = ` AND (p.create_at, p.id) > ((SELECT c.create_at FROM posts c WHERE c.id = $4), $4)`
+	pageNewFirst = ` ORDER BY p.create_at DESC, p.id DESC LIMIT $2 OFFSET $3`
+	pageOldFirst = ` ORDER BY p.create_at ASC, p.id ASC LIMIT $2 OFFSET $3`
+)
+
+// pageSQL returns the page query for q; asc reports that it reads oldest
+// first (an `after` page).
+func pageSQL(q ChannelPostsQuery) (sql string, asc bool) {
+	switch {
+	case q.After != "" && q.IncludeDeleted:
+		return pageSelect + pageAfter + pageOldFirst, true
+	case q.After != "":
+		return pageSelect + pageLive + pageAfter + pageOldFirst, true
+	case q.Before != "" && q.IncludeDeleted:
+		return pageSelect + pageBefore + pageNewFirst, false
+	case q.Before != "":
+		return pageSelect + pageLive + pageBefore + pageNewFirst, false
+	case q.IncludeDeleted:
+		return pageSelect + pageNewFirst, false
+	default:
+		return pageSelect + pageLive + pageNewFirst, false
+	}
+}
+
+// ChannelPosts returns a page of a channel's posts, newest first, with the
+// ids of its neighbours. It is one query: it reads one extra row on each
+// side of the page (Mattermost's next/prev post ids).
+func (s *Store) ChannelPosts(ctx context.Context, q ChannelPostsQuery) (*ChannelPostsPage, error) {
+	page := &ChannelPostsPage{}
+	if q.Limit <= 0 {
+		return page, nil
+	}
+	off, lim, lead := q.Offset, q.Limit+1, 0
+	if off > 0 {
+		off, lim, lead = off-1, lim+1, 1
+	}
+	sql, asc := pageSQL(q)
+	args := []any{q.ChannelID, lim, off}
+	if q.Before != "" {
+		args = append(args, q.Before)
+	} else if q.After != "" {
+		args = append(args, q.After)
+	}
+	rows, err := collectPosts(s.pool.Query(ctx, sql, args...))
+	if err != nil {
+		return nil, fmt.Errorf("posts: channel page: %w", err)
+	}
+	if len(rows) <= lead {
+		return page, nil
+	}
+	// first and last are the neighbours preceding and following the page
+	// in query order.
+	var first, last string
+	if lead == 1 {
+		first = rows[0].ID
+	}
+	rows = rows[lead:]
+	if len(rows) > q.Limit {
+		last = rows[q.Limit].ID
+		rows = rows[:q.Limit]
+	}
+	if asc {
+		slices.Reverse(rows)
+		page.Older, page.Newer = first, last
+	} else {
+		page.Newer, page.Older = first, last
+	}
+	page.Posts = rows
+	return page, nil
+}
+
+// PostIDAround returns the id of the live post of the channel just newer
+// (newer=true) or just older than the point (createAt, id), or "".
+func (s *Store) PostIDAround(ctx context.Context, channelID string, createAt int64, id string, newer bool) (string, error) {
+	q := `SELECT p.id FROM posts p WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) < ($2, $3)
+		ORDER BY p.create_at DESC, p.id DESC LIMIT 1`
+	if newer {
+		q = `SELECT p.id FROM posts p WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) > ($2, $3)
+		ORDER BY p.create_at ASC, p.id ASC LIMIT 1`
+	}
+	var out string
+	err := s.pool.QueryRow(ctx, q, channelID, createAt, id).Scan(&out)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("posts: id around: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// PostsSince returns the channel's posts changed after since (created,
+// edited or deleted), newest first, at most MaxPostsSince.
+func (s *Store) PostsSince(ctx context.Context, channelID string, since int64) ([]*model.Post, error) {
+	posts, err := collectPosts(s.pool.Query(ctx, `SELECT `+postColumns+` FROM posts p
+		WHERE p.channel_id = $1 AND p.update_at > $2
+		ORDER BY p.create_at DESC, p.id DESC LIMIT $3`, channelID, since, MaxPostsSince))
+	if err != nil {
+		return nil, fmt.Errorf("posts: since: %w", err)
+	}
+	return posts, nil
+}
+
+// Thread returns a root post and all its replies, newest first. Deleted
+// replies are left out unless includeDeleted.
+func (s *Store) Thread(ctx context.Context, rootID string, includeDeleted bool) ([]*model.Post, error) {
+	posts, err := collectPosts(s.pool.Query(ctx, `SELECT `+postColumns+` FROM posts p
+		WHERE (p.id = $1 OR p.root_id = $1) AND ($2 OR p.delete_at = 0)
+		ORDER BY p.create_at DESC, p.id DESC`, rootID, includeDeleted))
+	if err != nil {
+		return nil, fmt.Errorf("posts: thread: %w", err)
+	}
+	return posts, nil
+}
+
+// PinnedPosts returns the channel's live pinned posts, newest first.
+func (s *Store) PinnedPosts(ctx context.Context, channelID string) ([]*model.Post, error) {
+	posts, err := collectPosts(s.pool.Query(ctx, `SELECT `+postColumns+` FROM posts p
+		WHERE p.channel_id = $1 AND p.is_pinned AND p.delete_at = 0
+		ORDER BY p.create_at DESC, p.id DESC`, channelID))
+	if err != nil {
+		return nil, fmt.Errorf("posts: pinned: %w", err)
+	}
+	return posts, nil
+}
+
+// UnreadWindow returns the posts around the first post of the channel
+// created after lastViewedAt: that post, up to after-1 newer ones and up to
+// before older ones, newest first, plus the ids of the posts just beyond
+// each end. The window is empty when nothing was posted after lastViewedAt.
+func (s *Store) UnreadWindow(ctx context.Context, channelID string, lastViewedAt int64, before, after int) (*ChannelPostsPage, error) {
+	const q = `WITH anchor AS (
+		SELECT p.create_at, p.id FROM posts p
+		WHERE p.channel_id = $1 AND p.delete_at = 0 AND p.create_at > $2
+		ORDER BY p.create_at ASC, p.id ASC LIMIT 1
+	), newer AS (
+		SELECT ` + postColumns + `, 1 AS side FROM posts p, anchor f
+		WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) >= (f.create_at, f.id)
+		ORDER BY p.create_at ASC, p.id ASC LIMIT $4
+	), older AS (
+		SELECT ` + postColumns + `, 0 AS side FROM posts p, anchor f
+		WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) < (f.create_at, f.id)
+		ORDER BY p.create_at DESC, p.id DESC LIMIT $3
+	)
+	SELECT * FROM newer UNION ALL SELECT * FROM older`
+	// One extra row on each side gives the neighbours.
+	rows, err := s.pool.Query(ctx, q, channelID, lastViewedAt, before+1, after+1)
+	if err != nil {
+		return nil, fmt.Errorf("posts: unread window: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var newer, older []*model.Post
+	for rows.Next() {
+		p := &model.Post{}
+		var props, files []byte
+		var side int
+		if err := rows.Scan(&p.ID, &p.CreateAt, &p.UpdateAt, &p.EditAt, &p.DeleteAt, &p.IsPinned, &p.UserID, &p.ChannelID,
+			&p.RootID, &p.OriginalID, &p.Message, &p.Type, &props, &p.Hashtags, &files, &p.PendingPostID,
+			&p.HasReactions, &p.ReplyCount, &p.LastReplyAt, &side); err != nil {
+			return nil, fmt.Errorf("posts: unread window: %w", mapErr(err))
+		}
+		if p.Props, err = decodeProps(props); err != nil {
+			return nil, fmt.Errorf("posts: unread window: %w", err)
+		}
+		if p.FileIDs, err = decodeFileIDs(files); err != nil {
+			return nil, fmt.Errorf("posts: unread window: %w", err)
+		}
+		if side == 1 {
+			newer = append(newer, p)
+		} else {
+			older = append(older, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("posts: unread window: %w", mapErr(err))
+	}
+	page := &ChannelPostsPage{}
+	if len(newer) > after {
+		page.Newer = newer[after].ID
+		newer = newer[:after]
+	}
+	if len(older) > before {
+		page.Older = older[before].ID
+		older = older[:before]
+	}
+	out := make([]*model.Post, 0, len(newer)+len(older))
+	for i := len(newer) - 1; i >= 0; i-- {
+		out = append(out, newer[i])
+	}
+	page.Posts = append(out, older...)
+	return page, nil
+}
+
+// UpdatePost writes the editable fields of p: message, props, file_ids,
+// hashtags, is_pinned, edit_at and update_at. A deleted post is not
+// changed (ErrNotFound).
+func (s *Store) UpdatePost(ctx context.Context, p *model.Post) error {
+	props, err := propsJSON(p.Props)
+	if err != nil {
+		return fmt.Errorf("posts: update: props: %w", err)
+	}
+	files, err := fileIDsJSON(p.FileIDs)
+	if err != nil {
+		return fmt.Errorf("posts: update: file_ids: %w", err)
+	}
+	// One statement: the post and its channel's version change together.
+	const q = `WITH u AS (UPDATE posts SET message = $2, props = $3, file_ids = $4, hashtags = $5,
+		is_pinned = $6, edit_at = $7, update_at = $8 WHERE id = $1 AND delete_at = 0 RETURNING channel_id)
+	UPDATE channels SET post_version = post_version + 1 WHERE id IN (SELECT channel_id FROM u) RETURNING id`
+	var ch string
+	err = s.pool.QueryRow(ctx, q, p.ID, p.Message, props, files, p.Hashtags, p.IsPinned, p.EditAt, p.UpdateAt).Scan(&ch)
+	if err != nil {
+		return fmt.Errorf("posts: update: %w", mapErr(err))
+	}
+	return nil
+}
+
+// DeletePost soft-deletes a post, and the replies of a root, at now, and
+// records who deleted it in its props (deleteBy). Deleting a reply lowers
+// its root's reply count.
+func (s *Store) DeletePost(ctx context.Context, p *model.Post, deleteBy string, now int64) error {
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE posts SET delete_at = $2, update_at = $2,
+			props = CASE WHEN id = $1 THEN props || jsonb_build_object('deleteBy', $3::text) ELSE props END
+			WHERE (id = $1 OR root_id = $1) AND delete_at = 0`, p.ID, now, deleteBy)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		if p.RootID != "" {
+			if _, err := tx.Exec(ctx, `UPDATE posts SET reply_count = GREATEST(reply_count - 1, 0), update_at = $2
+				WHERE id = $1`, p.RootID, now); err != nil {
+				return err
+			}
+		}
+		return bumpPostVersion(ctx, tx, p.ChannelID)
+	})
+	if err != nil {
+		return fmt.Errorf("posts: delete: %w", mapErr(err))
+	}
+	return nil
+}
+
+// PermanentDeletePost removes a post, the replies of a root, and their
+// reactions. Removing a live reply lowers its root's reply count.
+func (s *Store) PermanentDeletePost(ctx context.Context, p *model.Post, now int64) error {
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM reactions WHERE post_id IN
+			(SELECT id FROM posts WHERE id = $1 OR root_id = $1)`, p.ID); err != nil {
+			return err
+		}
+		var live bool
+		err := tx.QueryRow(ctx, `WITH d AS (DELETE FROM posts WHERE id = $1 OR root_id = $1 RETURNING id, delete_at)
+			SELECT COALESCE(bool_or(id = $1 AND delete_at = 0), false) FROM d`, p.ID).Scan(&live)
+		if err != nil {
+			return err
+		}
+		if live && p.RootID != "" {
+			if _, err := tx.Exec(ctx, `UPDATE posts SET reply_count = GREATEST(reply_count - 1, 0), update_at = $2
+				WHERE id = $1`, p.RootID, now); err != nil {
+				return err
+			}
+		}
+		return bumpPostVersion(ctx, tx, p.ChannelID)
+	})
+	if err != nil {
+		return fmt.Errorf("posts: permanent delete: %w", mapErr(err))
+	}
+	return nil
+}
+
+// bumpPostVersion raises a channel's post_version inside the transaction
+// of a change to its posts.
+func bumpPostVersion(ctx context.Context, q querier, channelID string) error {
+	_, err := q.Exec(ctx, `UPDATE channels SET post_version = post_version + 1 WHERE id = $1`, channelID)
+	return err
+}
+
+// ChannelAccess is what a read check needs of a channel, with the version
+// of its posts.
+type ChannelAccess struct {
+	ID, TeamID, Type string
+	DeleteAt         int64
+	PostVersion      int64
+}
+
+// ChannelAccess returns the access row of one channel.
+func (s *Store) ChannelAccess(ctx context.Context, id string) (ChannelAccess, error) {
+	var c ChannelAccess
+	err := s.pool.QueryRow(ctx, `SELECT id, team_id, type, delete_at, post_version FROM channels WHERE id = $1`, id).
+		Scan(&c.ID, &c.TeamID, &c.Type, &c.DeleteAt, &c.PostVersion)
+	if err != nil {
+		return c, fmt.Errorf("posts: channel access: %w", mapErr(err))
+	}
+	return c, nil
+}
+
+// ChannelsAccess returns the type, team and deletion time of the channels
+// among ids, keyed by id.
+func (s *Store) ChannelsAccess(ctx context.Context, ids []string) (map[string]ChannelAccess, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, team_id, type, delete_at, post_version FROM channels WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("posts: channels access: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := make(map[string]ChannelAccess, len(ids))
+	for rows.Next() {
+		var c ChannelAccess
+		if err := rows.Scan(&c.ID, &c.TeamID, &c.Type, &c.DeleteAt, &c.PostVersion); err != nil {
+			return nil, fmt.Errorf("posts: channels access: %w", mapErr(err))
+		}
+		out[c.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("posts: channels access: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// LastViewedAt returns when the user last viewed the channel; ErrNotFound
+// if they are not a member.
+func (s *Store) LastViewedAt(ctx context.Context, channelID, userID string) (int64, error) {
+	var t int64
+	err := s.pool.QueryRow(ctx, `SELECT last_viewed_at FROM channel_members WHERE channel_id = $1 AND user_id = $2`,
+		channelID, userID).Scan(&t)
+	if err != nil {
+		return 0, fmt.Errorf("posts: last viewed: %w", mapErr(err))
+	}
+	return t, nil
+}
+
+// UserIDsByUsernames maps the given usernames to user ids, for mentions.
+// Unknown and deactivated users are left out.
+func (s *Store) UserIDsByUsernames(ctx context.Context, names []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT username, id FROM users WHERE username = ANY($1) AND delete_at = 0`, names)
+	if err != nil {
+		return nil, fmt.Errorf("posts: mention lookup: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(names))
+	for rows.Next() {
+		var name, id string
+		if err := rows.Scan(&name, &id); err != nil {
+			return nil, fmt.Errorf("posts: mention lookup: %w", mapErr(err))
+		}
+		out[name] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("posts: mention lookup: %w", mapErr(err))
+	}
+	return out, nil
+}

@@ -1,0 +1,150 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
+)
+
+// HashToken returns the stored form of a session token.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+const sessionColumns = `id, csrf, create_at, expires_at, last_activity_at, user_id, device_id, roles, props`
+
+func scanSession(row pgx.Row) (*model.Session, error) {
+	s := &model.Session{}
+	err := row.Scan(&s.ID, &s.CSRF, &s.CreateAt, &s.ExpiresAt, &s.LastActivityAt, &s.UserID, &s.DeviceID, &s.Roles, &s.Props)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if s.Props == nil {
+		s.Props = model.StringMap{}
+	}
+	s.TeamMembers = []*model.TeamMember{}
+	return s, nil
+}
+
+// CreateSession stores sess; only a hash of sess.Token is kept. When
+// sess.DeviceID is set, the user's other sessions on that device are
+// revoked in the same transaction (Mattermost's rule) and their ids
+// returned.
+func (s *Store) CreateSession(ctx context.Context, sess *model.Session) (revoked []string, err error) {
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		if sess.DeviceID != "" {
+			rows, err := tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 AND device_id = $2 RETURNING id`, sess.UserID, sess.DeviceID)
+			if err != nil {
+				return err
+			}
+			revoked, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO sessions (id, token_hash, csrf, create_at, expires_at, last_activity_at,
+			user_id, device_id, roles, props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			sess.ID, HashToken(sess.Token), sess.CSRF, sess.CreateAt, sess.ExpiresAt, sess.LastActivityAt,
+			sess.UserID, sess.DeviceID, sess.Roles, sess.Props)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sessions: create: %w", mapErr(err))
+	}
+	return revoked, nil
+}
+
+// GetSessionByToken looks a session up by its bearer token.
+func (s *Store) GetSessionByToken(ctx context.Context, token string) (*model.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE token_hash = $1`, HashToken(token)))
+	if err != nil {
+		return nil, fmt.Errorf("sessions: get: %w", err)
+	}
+	return sess, nil
+}
+
+// GetSession returns a session by id.
+func (s *Store) GetSession(ctx context.Context, id string) (*model.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("sessions: get: %w", err)
+	}
+	return sess, nil
+}
+
+// ListSessions returns a user's sessions, newest first.
+func (s *Store) ListSessions(ctx context.Context, userID string) ([]*model.Session, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE user_id = $1 ORDER BY create_at DESC`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: list: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := []*model.Session{}
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sessions: list: %w", err)
+		}
+		out = append(out, sess)
+	}
+	return out, mapErr(rows.Err())
+}
+
+// DeleteSession removes one session; ErrNotFound if it did not exist.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("sessions: delete: %w", mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("sessions: delete: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteUserSessions removes every session of a user and returns their ids.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 RETURNING id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: delete for user: %w", mapErr(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("sessions: delete for user: %w", mapErr(err))
+	}
+	return ids, nil
+}
+
+// TouchSession records activity and, when expiresAt > 0, extends the
+// session.
+func (s *Store) TouchSession(ctx context.Context, id string, now, expiresAt int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sessions SET last_activity_at = $2,
+		expires_at = CASE WHEN $3 > 0 THEN $3 ELSE expires_at END WHERE id = $1`, id, now, expiresAt)
+	if err != nil {
+		return fmt.Errorf("sessions: touch: %w", mapErr(err))
+	}
+	return nil
+}
+
+// UpdateSessionRoles sets the roles copied onto a user's sessions.
+func (s *Store) UpdateSessionRoles(ctx context.Context, userID, roles string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sessions SET roles = $2 WHERE user_id = $1`, userID, roles)
+	if err != nil {
+		return fmt.Errorf("sessions: update roles: %w", mapErr(err))
+	}
+	return nil
+}
+
+// DeleteExpiredSessions removes sessions that expired before now.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now int64) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1`, now)
+	if err != nil {
+		return 0, fmt.Errorf("sessions: delete expired: %w", mapErr(err))
+	}
+	return tag.RowsAffected(), nil
+}
