@@ -1,0 +1,283 @@
+// Package daemon wires Garrison's parts together and owns their start and
+// stop order: database (and migrations), rules, WebSocket hub, HTTP
+// listener; stopped in reverse.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/garrison-chat/garrison/internal/buildinfo"
+	"github.com/garrison-chat/garrison/server/internal/api"
+	"github.com/garrison-chat/garrison/server/internal/app"
+	"github.com/garrison-chat/garrison/server/internal/config"
+	"github.com/garrison-chat/garrison/server/internal/model"
+	"github.com/garrison-chat/garrison/server/internal/postgres"
+	"github.com/garrison-chat/garrison/server/internal/ws"
+)
+
+// MattermostVersion is the Mattermost server version whose API v4
+// Garrison speaks; clients read it from X-Version-Id and hello.
+const MattermostVersion = "10.11.0"
+
+// Daemon is a running Garrison server.
+type Daemon struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	nodeID string
+
+	store *postgres.Store
+	app   *app.App
+	hub   *ws.Hub
+	srv   *http.Server
+	ln    net.Listener
+
+	stopJobs context.CancelFunc
+	jobs     sync.WaitGroup
+	served   chan error
+}
+
+// New prepares a daemon; nothing runs until Start.
+func New(cfg *config.Config, logger *slog.Logger) *Daemon {
+	return &Daemon{cfg: cfg, log: logger, nodeID: model.NewID()}
+}
+
+// Addr is the bound API address (useful with ListenAddress ":0").
+func (d *Daemon) Addr() net.Addr { return d.ln.Addr() }
+
+// App returns the rules (for the all-in-one bootstrap).
+func (d *Daemon) App() *app.App { return d.app }
+
+// OpenStore connects to the configured database.
+func OpenStore(ctx context.Context, cfg *config.Config) (*postgres.Store, error) {
+	s := cfg.SqlSettings
+	return postgres.Open(ctx, postgres.PoolOptions{
+		DataSource:      s.DataSource,
+		MaxOpenConns:    s.MaxOpenConns,
+		MaxConnLifetime: time.Duration(s.ConnMaxLifetimeMilliseconds) * time.Millisecond,
+		MaxConnIdleTime: time.Duration(s.ConnMaxIdleTimeMilliseconds) * time.Millisecond,
+		QueryTimeout:    time.Duration(s.QueryTimeout) * time.Second,
+		ApplicationName: "garrison",
+	})
+}
+
+// Start connects, migrates, and starts serving. When it returns nil the
+// listener is bound.
+func (d *Daemon) Start(ctx context.Context) error {
+	cfg := d.cfg
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.store = store
+	if err := migrate(ctx, store, d.log); err != nil {
+		store.Close()
+		return err
+	}
+	diagID, err := store.EnsureSystemValue(ctx, "DiagnosticId", model.NewID())
+	if err != nil {
+		store.Close()
+		return err
+	}
+	if cfg.FileSettings.DriverName == "local" {
+		if err := os.MkdirAll(cfg.FileSettings.Directory, 0o750); err != nil {
+			store.Close()
+			return fmt.Errorf("daemon: file directory: %w", err)
+		}
+	}
+
+	d.app = app.New(app.Options{Store: store, Logger: d.log, Settings: Settings(cfg), NodeID: d.nodeID})
+	host, _ := os.Hostname()
+	d.hub = ws.New(ws.Options{
+		Auth: d.app, Audience: d.app, Actions: d.app, TokenFromRequest: api.WSToken,
+		SiteURL: cfg.ServiceSettings.SiteURL, Logger: d.log.With("component", "ws"),
+		ServerVersion: MattermostVersion + "." + buildinfo.Version() + "." + cfg.Hash() + ".false", Hostname: host,
+	})
+	d.app.SetPublisher(d.hub)
+	if err := d.hub.Start(ctx); err != nil {
+		store.Close()
+		return err
+	}
+
+	handler := api.New(APIOptions(cfg, d.app, d.hub, d.log, diagID))
+	ln, err := net.Listen("tcp", cfg.ServiceSettings.ListenAddress)
+	if err != nil {
+		_ = d.hub.Stop(ctx)
+		store.Close()
+		return fmt.Errorf("daemon: listen on %s: %w", cfg.ServiceSettings.ListenAddress, err)
+	}
+	d.ln = ln
+	ss := cfg.ServiceSettings
+	d.srv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		ReadTimeout:       time.Duration(ss.ReadTimeout) * time.Second,
+		WriteTimeout:      time.Duration(ss.WriteTimeout) * time.Second,
+		IdleTimeout:       time.Duration(ss.IdleTimeout) * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	d.served = make(chan error, 1)
+	go func() { d.served <- d.srv.Serve(ln) }()
+
+	jctx, cancel := context.WithCancel(context.Background())
+	d.stopJobs = cancel
+	d.jobs.Add(1)
+	go d.sessionCleanup(jctx)
+
+	d.log.Info("garrison started", "listen", ln.Addr().String(), "version", buildinfo.Read().String(), "node", d.nodeID)
+	return nil
+}
+
+// Serving returns a channel that receives the HTTP server's exit error.
+func (d *Daemon) Serving() <-chan error { return d.served }
+
+// Stop drains and stops everything, in reverse start order: sockets are
+// closed with 1001 (going away) so clients reconnect elsewhere, in-flight
+// requests finish, then the database pool closes.
+func (d *Daemon) Stop(ctx context.Context) error {
+	var errs []error
+	if d.stopJobs != nil {
+		d.stopJobs()
+		d.jobs.Wait()
+	}
+	if d.hub != nil {
+		errs = append(errs, d.hub.Stop(ctx))
+	}
+	if d.srv != nil {
+		if err := d.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("daemon: http shutdown: %w", err))
+		}
+		if err := <-d.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
+	d.log.Info("garrison stopped")
+	return errors.Join(errs...)
+}
+
+// sessionCleanup deletes expired sessions every hour.
+func (d *Daemon) sessionCleanup(ctx context.Context) {
+	defer d.jobs.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := d.app.CleanupSessions(ctx)
+			if err != nil {
+				d.log.Warn("session cleanup", "err", err)
+			} else if n > 0 {
+				d.log.Info("expired sessions removed", "count", n)
+			}
+		}
+	}
+}
+
+// migrate applies pending migrations, refusing to run a binary older than
+// the schema supports.
+func migrate(ctx context.Context, store *postgres.Store, logger *slog.Logger) error {
+	m, err := postgres.NewMigrator(store.Pool(), logger)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Up(ctx, buildinfo.Version()); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	return nil
+}
+
+// Settings derives the rules' settings from the configuration.
+func Settings(cfg *config.Config) app.Settings {
+	ss, ts := cfg.ServiceSettings, cfg.TeamSettings
+	editLimit := time.Duration(ss.PostEditTimeLimit) * time.Second
+	if ss.PostEditTimeLimit < 0 {
+		editLimit = -1
+	}
+	return app.Settings{
+		SiteURL:                  ss.SiteURL,
+		EnableUserCreation:       ts.EnableUserCreation,
+		EnableOpenServer:         ts.EnableOpenServer,
+		EnableSignInWithEmail:    cfg.EmailSettings.EnableSignInWithEmail,
+		EnableSignInWithUsername: cfg.EmailSettings.EnableSignInWithUsername,
+		MaxUsersPerTeam:          ts.MaxUsersPerTeam,
+		MaxChannelsPerTeam:       ts.MaxChannelsPerTeam,
+		DefaultChannels:          ts.ExperimentalDefaultChannels,
+		SessionLengthWeb:         time.Duration(ss.SessionLengthWebInHours) * time.Hour,
+		SessionLengthMobile:      time.Duration(ss.SessionLengthMobileInHours) * time.Hour,
+		SessionCacheTTL:          time.Duration(ss.SessionCacheInMinutes) * time.Minute,
+		ExtendSessionWithUse:     ss.ExtendSessionLengthWithActivity,
+		MaxLoginAttempts:         ss.MaximumLoginAttempts,
+		Password: app.PasswordRules{
+			MinimumLength: cfg.PasswordSettings.MinimumLength,
+			Lowercase:     cfg.PasswordSettings.Lowercase, Uppercase: cfg.PasswordSettings.Uppercase,
+			Number: cfg.PasswordSettings.Number, Symbol: cfg.PasswordSettings.Symbol,
+		},
+		ShowEmailAddress:         cfg.PrivacySettings.ShowEmailAddress,
+		ShowFullName:             cfg.PrivacySettings.ShowFullName,
+		PostEditTimeLimit:        editLimit,
+		EnableAPIPostDeletion:    ss.EnableAPIPostDeletion,
+		EnableUserTypingMessages: ss.EnableUserTypingMessages,
+		EnableChannelViewed:      ss.EnableChannelViewedMessages,
+		FileDirectory:            cfg.FileSettings.Directory,
+	}
+}
+
+// APIOptions derives the HTTP edge's options from the configuration.
+func APIOptions(cfg *config.Config, a *app.App, hub *ws.Hub, logger *slog.Logger, diagID string) api.Options {
+	ss := cfg.ServiceSettings
+	o := api.Options{
+		App: a, Logger: logger, WebSocket: hub, SiteURL: ss.SiteURL,
+		MaxPayload: ss.MaximumPayloadSizeBytes, StrictCSRF: ss.ExperimentalStrictCSRFEnforcement,
+		Developer: ss.EnableDeveloper, Gzip: ss.WebserverMode == "gzip",
+		Version: buildinfo.Version(), MattermostVersion: MattermostVersion, ConfigHash: cfg.Hash(),
+		ClientConfig:           ClientConfig(cfg, diagID),
+		LoginFailuresPerMinute: 30,
+		TrustedProxyIPHeader:   ss.TrustedProxyIPHeader,
+	}
+	if rl := cfg.RateLimitSettings; rl.Enable {
+		o.RateLimit = &api.RateLimitOptions{PerSec: rl.PerSec, MaxBurst: rl.MaxBurst, MemoryStoreSize: rl.MemoryStoreSize,
+			VaryByRemoteAddr: rl.VaryByRemoteAddr, VaryByUser: rl.VaryByUser, VaryByHeader: rl.VaryByHeader}
+	}
+	return o
+}
+
+// ClientConfig is the map GET /config/client?format=old returns: what
+// Mattermost clients read at start-up.
+func ClientConfig(cfg *config.Config, diagID string) map[string]string {
+	b := strconv.FormatBool
+	ss, ts, ps, fs, es := cfg.ServiceSettings, cfg.TeamSettings, cfg.PasswordSettings, cfg.FileSettings, cfg.EmailSettings
+	return map[string]string{
+		"Version": MattermostVersion, "BuildNumber": buildinfo.Version(), "BuildDate": "", "BuildHash": buildinfo.Read().Revision,
+		"BuildHashEnterprise": "none", "BuildEnterpriseReady": "false", "IsLicensed": "false",
+		"SiteURL": ss.SiteURL, "SiteName": ts.SiteName, "DiagnosticId": diagID, "DiagnosticsEnabled": "false",
+		"EnableSignUpWithEmail": b(es.EnableSignUpWithEmail), "EnableSignInWithEmail": b(es.EnableSignInWithEmail),
+		"EnableSignInWithUsername": b(es.EnableSignInWithUsername), "EnableOpenServer": b(ts.EnableOpenServer),
+		"EnableUserCreation": b(ts.EnableUserCreation), "EnableUserTypingMessages": b(ss.EnableUserTypingMessages),
+		"EnableChannelViewedMessages": b(ss.EnableChannelViewedMessages), "PasswordMinimumLength": strconv.Itoa(ps.MinimumLength),
+		"PasswordRequireLowercase": b(ps.Lowercase), "PasswordRequireUppercase": b(ps.Uppercase),
+		"PasswordRequireNumber": b(ps.Number), "PasswordRequireSymbol": b(ps.Symbol),
+		"EnableFileAttachments": b(fs.EnableFileAttachments), "MaxFileSize": strconv.FormatInt(fs.MaxFileSize, 10),
+		"MaxPostSize": strconv.Itoa(app.MaxPostSizeDefault), "PostEditTimeLimit": strconv.Itoa(ss.PostEditTimeLimit),
+		"RestrictDirectMessage": "any", "TeammateNameDisplay": "username", "ShowEmailAddress": b(cfg.PrivacySettings.ShowEmailAddress),
+		"ShowFullName": b(cfg.PrivacySettings.ShowFullName), "EnableCustomEmoji": "false", "EnableLdap": "false",
+		"EnableSaml": "false", "EnableMultifactorAuthentication": "false", "EnforceMultifactorAuthentication": "false",
+		"SendPushNotifications": "false", "EnablePostUsernameOverride": "false", "EnablePostIconOverride": "false",
+		"ExperimentalEnableAuthenticationTransfer": "false", "CollapsedThreads": "disabled", "EnableReliableWebSockets": "true",
+		"FeatureFlagCollapsedThreads": "false", "WebsocketURL": "", "WebsocketPort": "80", "WebsocketSecurePort": "443",
+		"EnableDeveloper": b(ss.EnableDeveloper), "NoAccounts": "false",
+	}
+}
