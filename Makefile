@@ -1,0 +1,68 @@
+# Garrison — the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export GOTOOLCHAIN := local
+
+VERSION ?= 0.1.0
+MODULE := github.com/garrison-chat/garrison
+LDFLAGS := -s -w -X $(MODULE)/internal/buildinfo.version=$(VERSION)
+GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
+STATICCHECK_VERSION := v0.8.2
+RUN_DIR ?= .run
+
+.PHONY: all build run ensure-postgres test test-short test-unit test-compat lint check load clean
+
+all: build
+
+## build: compile the binaries into bin/
+build:
+	go build $(GOFLAGS_BUILD) -o bin/garrison ./server/cmd/garrison
+	go build $(GOFLAGS_BUILD) -o bin/garrison-load ./test/load
+
+## run: an all-in-one Garrison on http://127.0.0.1:8065 with a throwaway Postgres in $(RUN_DIR)
+run: build ensure-postgres
+	@exec ./bin/garrison allinone --dir $(RUN_DIR)
+
+# ensure-postgres installs Debian's postgresql-15 when we are root and it is
+# missing; otherwise it says what to install.
+ensure-postgres:
+	@if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "PostgreSQL server binaries are missing. Install them with: sudo apt-get install postgresql-15" >&2; exit 1; \
+		fi; \
+		echo "Installing postgresql-15 with apt..." >&2; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15; \
+	fi
+
+## test: every test, with the race detector (CI=true turns missing prerequisites into failures)
+test: test-unit test-compat
+
+test-unit:
+	go test -race -count=1 ./...
+
+## test-compat: the official Mattermost Go driver against a running garrison
+test-compat:
+	cd test/compat && go test -race -count=1 ./...
+
+## test-short: the fast subset for local iteration
+test-short:
+	go test -short ./...
+
+## lint: formatting, go vet and staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	cd test/compat && go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd test/compat && go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## check: lint and test
+check: lint test
+
+## load: the fan-out and read load figures (see docs/performance.md)
+load: build
+	./bin/garrison-load $(LOADFLAGS)
+
+clean:
+	rm -rf bin
