@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // BenchmarkPublishFanout measures one channel event from Publish until all 500
@@ -23,11 +24,15 @@ func BenchmarkPublishFanout(b *testing.B) {
 	})
 
 	acks := make(chan struct{}, n)
+	errs := make(chan error, n)
 	for i := range n {
 		c, _ := e.connect(b, "tok"+strconv.Itoa(i), "")
+		// The run may outlast the ioTimeout deadline that connect set.
+		_ = c.ws.SetReadDeadline(time.Time{})
 		go func() { // ends when the client is closed at cleanup
 			for {
 				if _, _, err := c.ws.NextReader(); err != nil {
+					errs <- err
 					return
 				}
 				acks <- struct{}{}
@@ -46,7 +51,11 @@ func BenchmarkPublishFanout(b *testing.B) {
 			b.Fatal(err)
 		}
 		for range n {
-			<-acks
+			select {
+			case <-acks:
+			case err := <-errs:
+				b.Fatalf("client stopped reading: %v", err)
+			}
 		}
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
 )
 
 func TestAuthenticationAndHello(t *testing.T) {
@@ -48,7 +50,7 @@ func TestAuthenticationAndHello(t *testing.T) {
 			}
 			hello := c.readEvent("hello", 0)
 			id, _ := hello.Data["connection_id"].(string)
-			require.True(t, validID(id), "connection id %q", id)
+			require.True(t, model.IsValidID(id), "connection id %q", id)
 			for _, r := range id {
 				require.Contains(t, "ybndrfg8ejkmcpqxot1uwisza345h769", string(r))
 			}
@@ -254,11 +256,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func TestPublishErrors(t *testing.T) {
+func TestPublishAndControlErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	h := New(Options{Auth: fakeAuth{}, Audience: testAudience})
 	require.ErrorIs(t, h.Publish(ctx, &Event{Name: "posted"}), ErrNotRunning)
+	require.Zero(t, h.UserConnectionCount("alice")) // none of these block before Start
+	require.Zero(t, h.ConnectionCount())
+	h.CloseUser("alice")
+	h.CloseSession("sess-alice")
 	require.NoError(t, h.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, h.Stop(ctx)) })
 	require.Error(t, h.Publish(ctx, &Event{}))
@@ -453,7 +459,7 @@ func TestReconnectStartsAfresh(t *testing.T) {
 		{name: "sequence number invalid", query: func(h frame) string {
 			return "connection_id=" + h.Data["connection_id"].(string) + "&sequence_number=x"
 		}},
-		{name: "unknown connection id", query: func(frame) string { return "connection_id=" + newID() + "&sequence_number=1" }, oldKept: true},
+		{name: "unknown connection id", query: func(frame) string { return "connection_id=" + model.NewID() + "&sequence_number=1" }, oldKept: true},
 		{
 			name:  "expired",
 			away:  func(_ *testing.T, e *env) { e.clock.Advance(5 * time.Minute) },
@@ -491,7 +497,7 @@ func TestReconnectStartsAfresh(t *testing.T) {
 			_, hello2 := e.connect(t, token, tt.query(hello))
 			require.EqualValues(t, 0, *hello2.Seq)
 			newConnID := hello2.Data["connection_id"].(string)
-			require.True(t, validID(newConnID))
+			require.True(t, model.IsValidID(newConnID))
 			require.NotEqual(t, oldID, newConnID)
 
 			if tt.oldKept {

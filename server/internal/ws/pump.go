@@ -18,10 +18,14 @@ type socket struct {
 	pumpDone   chan struct{}   // closed when the pump returns
 	cancel     context.CancelFunc
 
-	killOnce sync.Once
-	kill     chan struct{} // closed by kick
-	killCode int           // written before kill is closed
-	killText string
+	authOnce sync.Once
+	authed   chan struct{} // closed by the reader once it has a session
+
+	killOnce  sync.Once
+	kill      chan struct{} // closed by kick or replace
+	killCode  int           // the kill fields are written before kill is closed
+	killText  string
+	killAwait bool // wait for the client to answer the close frame
 }
 
 type reply struct {
@@ -31,10 +35,11 @@ type reply struct {
 
 // attachment gives a registered conn to the pump.
 type attachment struct {
-	conn  *conn
-	mode  startMode
-	from  int64
-	first []byte // reply to write before anything else (the challenge's OK)
+	conn    *conn
+	session Session // the session this socket registered with
+	mode    startMode
+	from    int64
+	first   []byte // reply to write before anything else (the challenge's OK)
 }
 
 func newSocket(c *websocket.Conn, cancel context.CancelFunc) *socket {
@@ -45,15 +50,35 @@ func newSocket(c *websocket.Conn, cancel context.CancelFunc) *socket {
 		readerDone: make(chan struct{}),
 		pumpDone:   make(chan struct{}),
 		cancel:     cancel,
+		authed:     make(chan struct{}),
 		kill:       make(chan struct{}),
 	}
+}
+
+// authenticated tells the pump that the client has proved who it is, so the
+// authentication timeout no longer applies, even while registering waits for
+// an earlier socket of the same connection to let go.
+func (s *socket) authenticated() {
+	s.authOnce.Do(func() { close(s.authed) })
 }
 
 // kick asks the pump to close the socket with a close frame. It never blocks,
 // so shards may call it.
 func (s *socket) kick(code int, text string) {
+	s.end(code, text, true)
+}
+
+// replace kicks a socket whose client has come back on another one. The old
+// client is presumed gone (the socket is half open), so the pump does not
+// wait for it to answer the close frame: the reconnect is waiting for the
+// connection it holds. It never blocks.
+func (s *socket) replace() {
+	s.end(websocket.CloseNormalClosure, "replaced by a new connection", false)
+}
+
+func (s *socket) end(code int, text string, await bool) {
 	s.killOnce.Do(func() {
-		s.killCode, s.killText = code, text
+		s.killCode, s.killText, s.killAwait = code, text, await
 		close(s.kill)
 	})
 }
@@ -71,17 +96,22 @@ func (h *Hub) untrack(s *socket) {
 }
 
 // pump writes everything that goes to the socket: replies, the hello or
-// replay, queued events and pings. When it returns the socket is closed and
-// its conn, if any, is handed back to the shard as inactive.
+// replay, queued events and pings. It closes the socket when the client has
+// not authenticated within AuthTimeout and, at a ping tick, once the session
+// has expired. When it returns the socket is closed and its conn, if any, is
+// handed back to the shard as inactive.
 func (h *Hub) pump(sock *socket) {
 	defer h.wg.Done()
 	w := writer{ws: sock.ws, timeout: h.opts.WriteTimeout}
 	var (
 		c        *conn
+		sess     Session     // c's session, as registered by this socket
 		queue    chan []byte // nil, so never ready, until attached
 		attach   = sock.attach
+		authed   = sock.authed
 		code     int // close frame to send on the way out; 0: none
 		text     string
+		await    = true // wait for the client's close reply
 		readerUp = true
 	)
 	authTimer := time.NewTimer(h.opts.AuthTimeout)
@@ -92,10 +122,12 @@ func (h *Hub) pump(sock *socket) {
 loop:
 	for {
 		select {
+		case <-authed:
+			authed = nil
+			authTimer.Stop()
 		case a := <-attach:
 			attach = nil
-			authTimer.Stop()
-			c, queue = a.conn, a.conn.queue
+			c, sess, queue = a.conn, a.session, a.conn.queue
 			if err := h.start(&w, a); err != nil {
 				break loop
 			}
@@ -112,16 +144,23 @@ loop:
 				break loop
 			}
 		case <-ping.C:
+			if c != nil && sess.expired(h.opts.Now()) {
+				code, text = websocket.ClosePolicyViolation, "session expired"
+				break loop
+			}
 			if err := sock.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.opts.WriteTimeout)); err != nil {
 				break loop
 			}
 		case <-authTimer.C:
-			if c == nil {
-				code, text = websocket.ClosePolicyViolation, "authentication timeout"
-				break loop
+			select {
+			case <-sock.authed:
+				continue // authenticated in time; the timer just won the select
+			default:
 			}
+			code, text = websocket.ClosePolicyViolation, "authentication timeout"
+			break loop
 		case <-sock.kill:
-			code, text = sock.killCode, sock.killText
+			code, text, await = sock.killCode, sock.killText, sock.killAwait
 			break loop
 		case <-h.done:
 			code, text = websocket.CloseGoingAway, "server shutting down"
@@ -144,10 +183,13 @@ loop:
 		}
 	}
 
+	// Nothing the reader is still doing (an action, a challenge) can be
+	// answered any more.
+	sock.cancel()
 	if code != 0 {
 		grace := min(h.opts.WriteTimeout, 5*time.Second)
 		msg := websocket.FormatCloseMessage(code, text)
-		if sock.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(grace)) == nil && readerUp {
+		if sock.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(grace)) == nil && readerUp && await {
 			// Let the client answer the close before the TCP close, so that
 			// unread client data cannot turn our FIN into a reset that
 			// destroys the close frame.
@@ -160,7 +202,6 @@ loop:
 		}
 	}
 	_ = sock.ws.Close()
-	sock.cancel()
 	close(sock.pumpDone)
 	h.untrack(sock)
 	if c != nil {
@@ -198,7 +239,7 @@ func (h *Hub) start(w *writer, a attachment) error {
 }
 
 func (h *Hub) deactivate(c *conn, sock *socket) {
-	_ = h.send(context.Background(), h.shardFor(c.userID), shardMsg{op: func(s *shard) { s.deactivate(c, sock) }})
+	_ = h.send(h.shardFor(c.userID), shardMsg{op: func(s *shard) { s.deactivate(c, sock) }})
 }
 
 // writer writes frames on behalf of the pump.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
 )
 
 // ServeHTTP upgrades GET /api/v4/websocket. The session comes from the
@@ -34,19 +36,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := parseResume(r.URL.Query())
-
-	var sess *Session
+	var token string
+	fromCookie := false
 	if h.opts.TokenFromRequest != nil {
-		if token, fromCookie := h.opts.TokenFromRequest(r); token != "" {
-			s, err := h.opts.Auth.Authenticate(r.Context(), token)
-			if err != nil {
-				// As in Mattermost the upgrade goes on unauthenticated; the
-				// client may still answer with a challenge.
-				h.opts.Logger.DebugContext(r.Context(), "ws: token on upgrade rejected", "from_cookie", fromCookie, "err", err)
-			} else {
-				sess = &s
-			}
-		}
+		token, fromCookie = h.opts.TokenFromRequest(r)
 	}
 
 	wsConn, err := h.upgrader.Upgrade(w, r, nil)
@@ -54,13 +47,39 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Logger.DebugContext(r.Context(), "ws: upgrade failed", "err", err)
 		return // the upgrader has answered
 	}
+	// ctx ends when the pump does, which it does when the hub stops.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	sock := newSocket(wsConn, cancel)
 	h.track(sock)
 	h.wg.Add(1) // safe: this handler's own count is still held
 	go h.pump(sock)
+
+	// Authenticated after the upgrade so that the lookup runs on ctx, under
+	// the pump's authentication timeout like a challenge does.
+	var sess *Session
+	if token != "" {
+		s, err := h.authenticate(ctx, token)
+		if err != nil {
+			// As in Mattermost the connection goes on unauthenticated; the
+			// client may still answer with a challenge.
+			h.opts.Logger.DebugContext(ctx, "ws: token on upgrade rejected", "from_cookie", fromCookie, "err", err)
+		} else {
+			sess = &s
+		}
+	}
 	h.read(ctx, sock, sess, res)
+}
+
+// opTimeout bounds each call the hub makes into the app: Authenticate,
+// HandleAction and Publish's audience lookup.
+const opTimeout = 10 * time.Second
+
+// authenticate resolves a token within opTimeout.
+func (h *Hub) authenticate(ctx context.Context, token string) (Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	return h.opts.Auth.Authenticate(ctx, token)
 }
 
 // resumeParams are the reliable-reconnect query parameters.
@@ -72,7 +91,7 @@ type resumeParams struct {
 
 func parseResume(q url.Values) resumeParams {
 	var p resumeParams
-	if id := q.Get("connection_id"); validID(id) {
+	if id := q.Get("connection_id"); model.IsValidID(id) {
 		p.connID = id
 	}
 	if s := q.Get("sequence_number"); s != "" {
@@ -155,6 +174,7 @@ func (h *Hub) read(ctx context.Context, sock *socket, sess *Session, res resumeP
 // authenticated registers the session's connection and hands it to the pump.
 func (rd *reader) authenticated(s Session, first []byte) bool {
 	h := rd.h
+	rd.sock.authenticated()
 	req := &registerReq{
 		session:   s,
 		sock:      rd.sock,
@@ -164,7 +184,7 @@ func (rd *reader) authenticated(s Session, first []byte) bool {
 		reply:     make(chan registerResult, 1),
 	}
 	sh := h.shardFor(s.UserID)
-	if h.send(context.Background(), sh, shardMsg{op: func(s *shard) { s.register(req) }}) != nil {
+	if h.send(sh, shardMsg{op: func(s *shard) { s.register(req) }}) != nil {
 		return false
 	}
 	var res registerResult
@@ -177,7 +197,7 @@ func (rd *reader) authenticated(s Session, first []byte) bool {
 		rd.sock.kick(websocket.CloseNormalClosure, "closed by server")
 		return false
 	}
-	a := attachment{conn: res.conn, mode: res.mode, from: res.from, first: first}
+	a := attachment{conn: res.conn, session: s, mode: res.mode, from: res.from, first: first}
 	select {
 	case rd.sock.attach <- a:
 	case <-rd.sock.pumpDone:
@@ -231,7 +251,7 @@ func (rd *reader) challenge(ctx context.Context, data json.RawMessage) (Session,
 	if err := json.Unmarshal(data, &d); err != nil || d.Token == "" {
 		return Session{}, errors.New("ws: challenge without a token")
 	}
-	return rd.h.opts.Auth.Authenticate(ctx, d.Token)
+	return rd.h.authenticate(ctx, d.Token)
 }
 
 // action runs the ActionHandler and renders its reply frame.
@@ -246,7 +266,9 @@ func (rd *reader) action(ctx context.Context, req request) (frame []byte) {
 			frame = failure(req.Seq, errInternal)
 		}
 	}()
-	out, err := h.opts.Actions.HandleAction(ctx, *rd.sess, rd.connID, req.Action, req.Data)
+	actx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	out, err := h.opts.Actions.HandleAction(actx, *rd.sess, rd.connID, req.Action, req.Data)
 	if err != nil {
 		var ae interface{ AppErrorJSON() []byte }
 		if errors.As(err, &ae) {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
 )
 
 // conn is one Mattermost web connection: the id a client can resume, its
@@ -187,7 +189,7 @@ func (s *shard) register(req *registerReq) {
 				s.fresh(old)
 			}
 			c.pending = req
-			c.sock.kick(websocket.CloseNormalClosure, "replaced by a new connection")
+			c.sock.replace()
 			return
 		}
 	}
@@ -232,7 +234,7 @@ func (s *shard) resume(c *conn, req *registerReq) {
 
 func (s *shard) fresh(req *registerReq) {
 	c := &conn{
-		id:      newID(),
+		id:      model.NewID(),
 		userID:  req.session.UserID,
 		queue:   make(chan []byte, s.hub.opts.SendQueueSize),
 		session: req.session,

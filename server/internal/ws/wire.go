@@ -1,8 +1,6 @@
 package ws
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -148,28 +146,4 @@ func failure(seq int64, e appError) []byte {
 func failureRaw(seq int64, errJSON []byte) []byte {
 	b, _ := json.Marshal(response{Status: "FAIL", SeqReply: seq, Error: errJSON}) // errJSON is valid JSON
 	return b
-}
-
-// idEncoding is Mattermost's id alphabet (model.NewId); read-only.
-var idEncoding = base32.NewEncoding("ybndrfg8ejkmcpqxot1uwisza345h769").WithPadding(base32.NoPadding)
-
-// newID returns a 26-character Mattermost-style id of 16 random bytes.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
-	return idEncoding.EncodeToString(b[:])
-}
-
-// validID reports whether id looks like a Mattermost id (model.IsValidId).
-func validID(id string) bool {
-	if len(id) != 26 {
-		return false
-	}
-	for i := range len(id) {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -155,19 +154,6 @@ func TestPrefixEncodingEqualsMarshal(t *testing.T) {
 				require.Equal(t, string(want), string(appendSeq(append([]byte(nil), prefix...), seq)))
 			}
 		})
-	}
-}
-
-func TestNewID(t *testing.T) {
-	t.Parallel()
-	seen := map[string]bool{}
-	for range 1000 {
-		id := newID()
-		require.Len(t, id, 26)
-		require.True(t, validID(id))
-		require.Empty(t, strings.Trim(id, "ybndrfg8ejkmcpqxot1uwisza345h769"))
-		require.False(t, seen[id])
-		seen[id] = true
 	}
 }
 

@@ -32,9 +32,16 @@ import (
 
 // Session is what the hub needs of an authenticated session.
 type Session struct {
-	ID      string
-	UserID  string
-	IsAdmin bool
+	ID        string
+	UserID    string
+	IsAdmin   bool
+	ExpiresAt int64 // ms since the epoch, 0: never; its sockets close at the first ping after it
+}
+
+// expired reports whether the session has expired at now, as
+// model.Session.IsExpired does.
+func (s Session) expired(now time.Time) bool {
+	return s.ExpiresAt > 0 && now.UnixMilli() > s.ExpiresAt
 }
 
 // Authenticator resolves a session token. An error means the token is invalid
@@ -61,8 +68,9 @@ type ActionHandler interface {
 }
 
 // Broadcast says who receives an Event, with Mattermost's precedence:
-// ConnectionID (only that connection), else UserID (only that user), else
-// ChannelID (its members), else TeamID (its members), else everyone.
+// ConnectionID (only that connection; with UserID it must be that user's),
+// else UserID (only that user), else ChannelID (its members), else TeamID
+// (its members), else everyone.
 // OmitUsers and OmitConnectionID exclude recipients; OnlyAdmins and
 // OnlyNonAdmins are Mattermost's contains_sensitive_data and
 // contains_sanitized_data and are not sent to clients.
@@ -87,7 +95,7 @@ type Event struct {
 
 // Options configures a Hub. Zero values take the defaults noted per field.
 type Options struct {
-	Auth             Authenticator
+	Auth             Authenticator // required; nil rejects every token
 	Audience         Audience      // needed for channel- and team-scoped events
 	Actions          ActionHandler // nil: every action other than ping fails
 	TokenFromRequest func(r *http.Request) (token string, fromCookie bool)
@@ -110,6 +118,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.Auth == nil {
+		o.Auth = rejectAll{}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +157,13 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// rejectAll stands in for a missing Authenticator: nobody gets in.
+type rejectAll struct{}
+
+func (rejectAll) Authenticate(context.Context, string) (Session, error) {
+	return Session{}, errors.New("ws: no authenticator configured")
 }
 
 // ErrNotRunning is returned by Publish before Start and after Stop.
@@ -289,15 +307,15 @@ func (h *Hub) shardFor(userID string) *shard {
 	return h.shards[maphash.String(h.seed, userID)%uint64(len(h.shards))]
 }
 
-// send hands msg to s; it fails only when the hub stops or ctx ends.
-func (h *Hub) send(ctx context.Context, s *shard, msg shardMsg) error {
+// send hands msg to s; it fails only when the hub stops. It blocks only while
+// s's inbox is full, and a shard never blocks on a socket, so it never blocks
+// for long.
+func (h *Hub) send(s *shard, msg shardMsg) error {
 	select {
 	case s.in <- msg:
 		return nil
 	case <-h.done:
 		return ErrNotRunning
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -305,6 +323,10 @@ func (h *Hub) send(ctx context.Context, s *shard, msg shardMsg) error {
 // caller's goroutine; the event is serialised once and queued on every
 // recipient connection. It returns once every shard has the event, not when
 // clients have received it.
+//
+// A cancelled ctx does not stop delivery: the event has happened, and a
+// client that misses it has no way to know. Publish uses ctx only for its
+// values; the audience lookup gets its own deadline of opTimeout.
 func (h *Hub) Publish(ctx context.Context, ev *Event) error {
 	if ev == nil || ev.Name == "" {
 		return errors.New("ws: publish: event without a name")
@@ -330,26 +352,16 @@ func (h *Hub) Publish(ctx context.Context, ev *Event) error {
 	switch {
 	case b.UserID != "":
 		// As in Mattermost, a user-scoped event ignores omit_users.
-		return h.send(ctx, h.shardFor(b.UserID), shardMsg{deliver: &delivery{ev: pe, users: []string{b.UserID}}})
+		return h.send(h.shardFor(b.UserID), shardMsg{deliver: &delivery{ev: pe, users: []string{b.UserID}}})
 	case b.ConnectionID != "":
 		// The connection's user is unknown here: every shard looks for it.
-		return h.deliverAll(ctx, pe, b.OmitUsers)
-	case b.ChannelID != "":
-		if h.opts.Audience == nil {
-			return errors.New("ws: publish: channel event without an Audience")
-		}
-		if users, err = h.opts.Audience.ChannelMembers(ctx, b.ChannelID); err != nil {
-			return fmt.Errorf("ws: publish: channel members: %w", err)
-		}
-	case b.TeamID != "":
-		if h.opts.Audience == nil {
-			return errors.New("ws: publish: team event without an Audience")
-		}
-		if users, err = h.opts.Audience.TeamMembers(ctx, b.TeamID); err != nil {
-			return fmt.Errorf("ws: publish: team members: %w", err)
+		return h.deliverAll(pe, b.OmitUsers)
+	case b.ChannelID != "", b.TeamID != "":
+		if users, err = h.audience(ctx, b); err != nil {
+			return fmt.Errorf("ws: publish: %w", err)
 		}
 	default:
-		return h.deliverAll(ctx, pe, b.OmitUsers)
+		return h.deliverAll(pe, b.OmitUsers)
 	}
 
 	buckets := make([][]string, len(h.shards))
@@ -364,18 +376,45 @@ func (h *Hub) Publish(ctx context.Context, ev *Event) error {
 		if len(us) == 0 {
 			continue
 		}
-		if err := h.send(ctx, h.shards[i], shardMsg{deliver: &delivery{ev: pe, users: us}}); err != nil {
+		if err := h.send(h.shards[i], shardMsg{deliver: &delivery{ev: pe, users: us}}); err != nil {
 			return fmt.Errorf("ws: publish: %w", err)
 		}
 	}
 	return nil
 }
 
-func (h *Hub) deliverAll(ctx context.Context, pe *preparedEvent, omit map[string]bool) error {
+// audience returns the members of b's channel, or else of its team. The
+// lookup ignores the publisher's cancellation (see Publish) but is bounded.
+func (h *Hub) audience(ctx context.Context, b Broadcast) ([]string, error) {
+	scope := "channel"
+	if b.ChannelID == "" {
+		scope = "team"
+	}
+	if h.opts.Audience == nil {
+		return nil, fmt.Errorf("%s event without an Audience", scope)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	defer cancel()
+	var (
+		users []string
+		err   error
+	)
+	if b.ChannelID != "" {
+		users, err = h.opts.Audience.ChannelMembers(ctx, b.ChannelID)
+	} else {
+		users, err = h.opts.Audience.TeamMembers(ctx, b.TeamID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s members: %w", scope, err)
+	}
+	return users, nil
+}
+
+func (h *Hub) deliverAll(pe *preparedEvent, omit map[string]bool) error {
 	pe.all = true
 	pe.omitUsers = maps.Clone(omit) // the caller may reuse its map once we return
 	for _, s := range h.shards {
-		if err := h.send(ctx, s, shardMsg{deliver: &delivery{ev: pe}}); err != nil {
+		if err := h.send(s, shardMsg{deliver: &delivery{ev: pe}}); err != nil {
 			return fmt.Errorf("ws: publish: %w", err)
 		}
 	}
@@ -393,15 +432,21 @@ func droppable(name string) bool {
 // CloseSession closes, with a normal close frame, every connection of the
 // session and forgets them: they cannot be resumed.
 func (h *Hub) CloseSession(sessionID string) {
+	if !h.running() {
+		return
+	}
 	for _, s := range h.shards {
-		_ = h.send(context.Background(), s, shardMsg{op: func(s *shard) { s.closeSession(sessionID) }})
+		_ = h.send(s, shardMsg{op: func(s *shard) { s.closeSession(sessionID) }})
 	}
 }
 
 // CloseUser closes, with a normal close frame, every connection of the user
 // and forgets them: they cannot be resumed.
 func (h *Hub) CloseUser(userID string) {
-	_ = h.send(context.Background(), h.shardFor(userID), shardMsg{op: func(s *shard) { s.closeUser(userID) }})
+	if !h.running() {
+		return
+	}
+	_ = h.send(h.shardFor(userID), shardMsg{op: func(s *shard) { s.closeUser(userID) }})
 }
 
 // ConnectionCount is the number of registered connections with an open
@@ -416,9 +461,12 @@ func (h *Hub) ConnectionCount() int {
 // UserConnectionCount is the number of the user's connections with an open
 // socket; 0 when the hub is not running.
 func (h *Hub) UserConnectionCount(userID string) int {
+	if !h.running() {
+		return 0
+	}
 	reply := make(chan int, 1)
 	op := func(s *shard) { reply <- s.countUser(userID) }
-	if h.send(context.Background(), h.shardFor(userID), shardMsg{op: op}) != nil {
+	if h.send(h.shardFor(userID), shardMsg{op: op}) != nil {
 		return 0
 	}
 	select {
@@ -461,6 +509,6 @@ func (h *Hub) reaper() {
 func (h *Hub) reap() {
 	now := h.opts.Now()
 	for _, s := range h.shards {
-		_ = h.send(context.Background(), s, shardMsg{op: func(s *shard) { s.reap(now) }})
+		_ = h.send(s, shardMsg{op: func(s *shard) { s.reap(now) }})
 	}
 }
