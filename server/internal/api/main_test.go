@@ -36,7 +36,13 @@ type testServer struct {
 	Hub   *ws.Hub
 	Store *postgres.Store
 	t     *testing.T
+	// skew moves the App's clock forward (nanoseconds); see advance.
+	skew atomic.Int64
 }
+
+// advance moves the App's clock forward by d, so time-driven rules
+// (session activity, expiry) can be exercised without sleeping.
+func (ts *testServer) advance(d time.Duration) { ts.skew.Add(int64(d)) }
 
 var userSeq atomic.Int64
 
@@ -44,6 +50,7 @@ var userSeq atomic.Int64
 // database from the migrated template.
 func newTestServer(t *testing.T, mutate ...func(*app.Settings, *api.Options)) *testServer {
 	t.Helper()
+	ts := &testServer{t: t}
 	dsn := pgtest.New(t)
 	ctx := context.Background()
 	store, err := postgres.Open(ctx, postgres.PoolOptions{DataSource: dsn, MaxOpenConns: 10, QueryTimeout: 30 * time.Second})
@@ -62,7 +69,8 @@ func newTestServer(t *testing.T, mutate ...func(*app.Settings, *api.Options)) *t
 	for _, f := range mutate {
 		f(&set, &opts)
 	}
-	a := app.New(app.Options{Store: store, Logger: logger, Settings: set, NodeID: "test", BcryptCost: bcrypt.MinCost})
+	now := func() time.Time { return time.Now().Add(time.Duration(ts.skew.Load())) }
+	a := app.New(app.Options{Store: store, Logger: logger, Settings: set, NodeID: "test", BcryptCost: bcrypt.MinCost, Now: now})
 	hub := ws.New(ws.Options{Auth: a, Audience: a, Actions: a, TokenFromRequest: api.WSToken, Logger: logger,
 		ServerVersion: "10.11.0", Hostname: "test"})
 	a.SetPublisher(hub)
@@ -75,7 +83,8 @@ func newTestServer(t *testing.T, mutate ...func(*app.Settings, *api.Options)) *t
 		defer cancel()
 		_ = hub.Stop(sctx)
 	})
-	return &testServer{URL: srv.URL, App: a, Hub: hub, Store: store, t: t}
+	ts.URL, ts.App, ts.Hub, ts.Store = srv.URL, a, hub, store
+	return ts
 }
 
 // client is a logged-in (or anonymous) HTTP client of the test server.

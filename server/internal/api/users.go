@@ -12,21 +12,19 @@ import (
 )
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
+	// A session is optional here: an admin creating a user is not an
+	// anonymous sign-up, and so must pass the CSRF check like any write.
+	s, err := a.optionalSession(r)
+	if err != nil {
+		return err
+	}
 	var in model.User
 	if err := decodeBody(r, &in, "user"); err != nil {
 		return err
 	}
-	// A session is optional here: an admin creating a user is not an
-	// anonymous sign-up.
-	var s *model.Session
-	if t, _, _ := tokenFromRequest(r); t != "" {
-		if sess, err := a.app.Session(r.Context(), t); err == nil {
-			s = sess
-		}
-	}
-	u, err := a.app.CreateUser(r.Context(), s, &in)
-	if err != nil {
-		return err
+	u, appErr := a.app.CreateUser(r.Context(), s, &in)
+	if appErr != nil {
+		return appErr
 	}
 	return created(w, u)
 }
@@ -78,17 +76,17 @@ func (a *API) clearCookies(w http.ResponseWriter) {
 	}
 }
 
+// logout ends the caller's session, if any, and clears the cookies. A
+// cookie session must pass the CSRF check: logging a browser out is a
+// write a forged cross-site request must not make.
 func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
-	t, fromCookie, _ := tokenFromRequest(r)
-	if t != "" {
-		if s, err := a.app.Session(r.Context(), t); err == nil {
-			if fromCookie && r.Header.Get("X-CSRF-Token") == "" && (a.o.StrictCSRF || r.Header.Get("X-Requested-With") != "XMLHttpRequest") {
-				// Logging a browser out is a write: it needs the CSRF proof.
-				return model.ErrSessionExpired("api.logout").Detail("missing csrf token")
-			}
-			if err := a.app.Logout(r.Context(), s); err != nil {
-				return err
-			}
+	s, err := a.optionalSession(r)
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		if err := a.app.Logout(r.Context(), s); err != nil {
+			return err
 		}
 	}
 	a.clearCookies(w)

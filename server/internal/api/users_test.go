@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/garrison-chat/garrison/server/internal/api"
@@ -319,4 +321,284 @@ func TestPingReportsBrokenFileStore(t *testing.T) {
 	ts.anon().mustDo("GET", "/system/ping?get_server_status=true", nil, http.StatusInternalServerError, &ping)
 	require.Equal(t, "UNHEALTHY", ping["filestore_status"])
 	ts.anon().mustDo("GET", "/system/ping?get_server_status=true&use_rest_semantics=true", nil, http.StatusOK, &ping)
+}
+
+// cookieLogin logs in as a browser does and returns the Cookie header
+// value and the CSRF token.
+func (ts *testServer) cookieLogin(loginID, password string) (cookie, csrf string) {
+	ts.t.Helper()
+	resp, body := ts.anon().do("POST", "/users/login", map[string]any{"login_id": loginID, "password": password},
+		"X-Requested-With", "XMLHttpRequest")
+	require.Equal(ts.t, http.StatusOK, resp.StatusCode, string(body))
+	for _, ck := range resp.Cookies() {
+		switch ck.Name {
+		case "MMAUTHTOKEN":
+			cookie = "MMAUTHTOKEN=" + ck.Value
+		case "MMCSRF":
+			csrf = ck.Value
+		}
+	}
+	require.NotEmpty(ts.t, cookie)
+	require.NotEmpty(ts.t, csrf)
+	return cookie, csrf
+}
+
+// requireAppErrorResp requires resp/body to be an AppError with status
+// and id.
+func requireAppErrorResp(t *testing.T, resp *http.Response, body []byte, status int, id string) {
+	t.Helper()
+	require.Equal(t, status, resp.StatusCode, string(body))
+	var ae model.AppError
+	require.NoError(t, json.Unmarshal(body, &ae), string(body))
+	require.Equal(t, id, ae.ID, string(body))
+}
+
+// requireSocketClosed reads from w until the server closes it normally.
+func requireSocketClosed(t *testing.T, w *wsClient) {
+	t.Helper()
+	require.NoError(t, w.conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	for {
+		if _, _, err := w.conn.ReadMessage(); err != nil {
+			require.True(t, websocket.IsCloseError(err, websocket.CloseNormalClosure), "want a normal close, got %v", err)
+			return
+		}
+	}
+}
+
+func TestCreateUserWithCookieSessionNeedsCSRF(t *testing.T) {
+	t.Parallel()
+	// With open sign-up off, only the admin's session lets a sign-up
+	// through: a forged cross-site POST must not borrow it.
+	ts := newTestServer(t, func(s *app.Settings, _ *api.Options) { s.EnableOpenServer = false })
+	admin := ts.newUser()
+	cookie, csrf := ts.cookieLogin(admin.User.Username, "password1")
+	c := ts.anon()
+	body := func(name string) map[string]any {
+		return map[string]any{"username": name, "email": name + "@example.com", "password": "password1"}
+	}
+
+	resp, b := c.do("POST", "/users", body("forged1"), "Cookie", cookie)
+	requireAppErrorResp(t, resp, b, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	resp, b = c.do("POST", "/users", body("forged2"), "Cookie", cookie, "X-CSRF-Token", "wrong")
+	requireAppErrorResp(t, resp, b, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	ts.anon().requireAppError("POST", "/users/login", map[string]any{"login_id": "forged1", "password": "password1"},
+		http.StatusUnauthorized, "api.user.login.invalid_credentials_email_username")
+
+	resp, b = c.do("POST", "/users", body("invited1"), "Cookie", cookie, "X-CSRF-Token", csrf)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(b))
+	// A bearer token is not sent by browsers on their own: no CSRF proof.
+	admin.mustDo("POST", "/users", body("invited2"), http.StatusCreated, nil)
+	// A dead token is anonymous, not an error.
+	dead := &client{ts: ts, Token: model.NewToken()}
+	dead.requireAppError("POST", "/users", body("invited3"), http.StatusForbidden, "api.user.create_user.no_open_server")
+}
+
+func TestLogoutChecksCSRF(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	u := ts.newUser()
+	cookie, csrf := ts.cookieLogin(u.User.Username, "password1")
+	c := ts.anon()
+
+	resp, b := c.do("POST", "/users/logout", nil, "Cookie", cookie, "X-CSRF-Token", "wrong")
+	requireAppErrorResp(t, resp, b, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	resp, b = c.do("POST", "/users/logout", nil, "Cookie", cookie)
+	requireAppErrorResp(t, resp, b, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	resp, b = c.do("GET", "/users/me", nil, "Cookie", cookie)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "a refused logout leaves the session: %s", b)
+
+	resp, b = c.do("POST", "/users/logout", nil, "Cookie", cookie, "X-CSRF-Token", csrf)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	resp, b = c.do("GET", "/users/me", nil, "Cookie", cookie)
+	requireAppErrorResp(t, resp, b, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	// Logging out with a dead session just clears the cookies.
+	resp, b = c.do("POST", "/users/logout", nil, "Cookie", cookie)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+}
+
+func TestPingRootStatusForAdminsOnly(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	admin, user := ts.newUser(), ts.newUser()
+	ping := func(c *client) map[string]any {
+		var out map[string]any
+		c.mustDo("GET", "/system/ping?get_server_status=true", nil, http.StatusOK, &out)
+		return out
+	}
+	require.Contains(t, ping(admin), "root_status")
+	require.NotContains(t, ping(user), "root_status")
+	require.NotContains(t, ping(&client{ts: ts, Token: model.NewToken()}), "root_status")
+}
+
+func TestTouchOfDeletedSessionIsRefused(t *testing.T) {
+	t.Parallel()
+	// A long cache TTL: the session stays cached while the clock passes
+	// the activity interval, so the touch is what finds it gone.
+	ts := newTestServer(t, func(s *app.Settings, _ *api.Options) { s.SessionCacheTTL = time.Hour })
+	ts.newUser()
+	u := ts.newUser()
+	ctx := context.Background()
+	s, appErr := ts.App.Session(ctx, u.Token)
+	require.Nil(t, appErr)
+	// Deleted behind this node's back (another node revoked it).
+	require.NoError(t, ts.Store.DeleteSession(ctx, s.ID))
+	u.mustDo("GET", "/users/me", nil, http.StatusOK, nil)
+
+	ts.advance(6 * time.Minute)
+	u.requireAppError("GET", "/users/me", nil, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	// And it is not touched back into the cache.
+	ts.advance(6 * time.Minute)
+	u.requireAppError("GET", "/users/me", nil, http.StatusUnauthorized, "api.context.session_expired.app_error")
+}
+
+func TestPasswordChangeRevokesSessions(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	admin := ts.newUser()
+	a := ts.newUser()
+	other := ts.login(a.User.Username, "password1")
+	otherWS := other.ws()
+
+	// Changing your own password keeps the session you did it from and
+	// ends the others, sockets included.
+	a.mustDo("PUT", "/users/me/password", map[string]any{"current_password": "password1", "new_password": "password2"}, http.StatusOK, nil)
+	a.mustDo("GET", "/users/me", nil, http.StatusOK, nil)
+	other.requireAppError("GET", "/users/me", nil, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	requireSocketClosed(t, otherWS)
+
+	// An admin's reset ends every session of the user, and none of the
+	// admin's.
+	fresh := ts.login(a.User.Username, "password2")
+	aWS := a.ws()
+	admin.mustDo("PUT", "/users/"+a.User.ID+"/password", map[string]any{"new_password": "password3"}, http.StatusOK, nil)
+	a.requireAppError("GET", "/users/me", nil, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	fresh.requireAppError("GET", "/users/me", nil, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	requireSocketClosed(t, aWS)
+	admin.mustDo("GET", "/users/me", nil, http.StatusOK, nil)
+	ts.login(a.User.Username, "password3").mustDo("GET", "/users/me", nil, http.StatusOK, nil)
+}
+
+func TestCleanupSessionsEndsSockets(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	ts.newUser()
+	u, keep := ts.newUser(), ts.newUser()
+	uWS := u.ws()
+	ctx := context.Background()
+	s, appErr := ts.App.Session(ctx, u.Token)
+	require.Nil(t, appErr)
+	_, err := ts.Store.Pool().Exec(ctx, `UPDATE sessions SET expires_at = 1 WHERE id = $1`, s.ID)
+	require.NoError(t, err)
+
+	n, err := ts.App.CleanupSessions(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	requireSocketClosed(t, uWS)
+	// The cached copy, with its old expiry, is gone too.
+	u.requireAppError("GET", "/users/me", nil, http.StatusUnauthorized, "api.context.session_expired.app_error")
+	keep.mustDo("GET", "/users/me", nil, http.StatusOK, nil)
+}
+
+func TestPrivacySettingsHideProfiles(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(s *app.Settings, _ *api.Options) {
+		s.ShowEmailAddress = false
+		s.ShowFullName = false
+	})
+	admin := ts.newUser()
+	viewer, target := ts.newUser(), ts.newUser()
+	target.mustDo("PUT", "/users/me/patch", map[string]any{"email": "hidden.addr@example.com", "password": "password1",
+		"first_name": "Bertha", "last_name": "Quist", "nickname": "bq", "notify_props": map[string]string{"mention_keys": "secretword"}},
+		http.StatusOK, nil)
+	viewerWS := viewer.ws()
+
+	hidden := func(t *testing.T, u *model.User) {
+		t.Helper()
+		require.Equal(t, target.User.ID, u.ID)
+		require.Equal(t, target.User.Username, u.Username)
+		require.Equal(t, "bq", u.Nickname, "the nickname is public")
+		require.Empty(t, u.Email)
+		require.Empty(t, u.FirstName)
+		require.Empty(t, u.LastName)
+		require.Empty(t, u.NotifyProps, "mention keys are private")
+		require.Zero(t, u.LastPasswordUpdate)
+		require.False(t, u.EmailVerified)
+		require.Empty(t, u.Password)
+	}
+	shown := func(t *testing.T, u *model.User) {
+		t.Helper()
+		require.Equal(t, "hidden.addr@example.com", u.Email)
+		require.Equal(t, "Bertha", u.FirstName)
+		require.Equal(t, "Quist", u.LastName)
+		require.Equal(t, "secretword", u.NotifyProps["mention_keys"])
+		require.NotZero(t, u.LastPasswordUpdate)
+		require.Empty(t, u.Password)
+	}
+	find := func(t *testing.T, users []*model.User) *model.User {
+		t.Helper()
+		for _, u := range users {
+			if u.ID == target.User.ID {
+				return u
+			}
+		}
+		require.FailNow(t, "target not listed")
+		return nil
+	}
+	autocomplete := func(c *client, term string) []*model.User {
+		var res model.UserAutocomplete
+		c.mustDo("GET", "/users/autocomplete?name="+term, nil, http.StatusOK, &res)
+		return res.Users
+	}
+
+	t.Run("other users see the public profile", func(t *testing.T) {
+		var u model.User
+		viewer.mustDo("GET", "/users/"+target.User.ID, nil, http.StatusOK, &u)
+		hidden(t, &u)
+		viewer.mustDo("GET", "/users/username/"+target.User.Username, nil, http.StatusOK, &u)
+		hidden(t, &u)
+		var list []*model.User
+		viewer.mustDo("GET", "/users?per_page=200", nil, http.StatusOK, &list)
+		hidden(t, find(t, list))
+		viewer.mustDo("POST", "/users/ids", []string{target.User.ID}, http.StatusOK, &list)
+		hidden(t, find(t, list))
+		viewer.mustDo("POST", "/users/usernames", []string{target.User.Username}, http.StatusOK, &list)
+		hidden(t, find(t, list))
+		viewer.requireAppError("GET", "/users/email/hidden.addr@example.com", nil, http.StatusForbidden, "api.context.permissions.app_error")
+	})
+
+	t.Run("hidden fields cannot be probed by search", func(t *testing.T) {
+		for _, term := range []string{"hidden", "hidden.addr@", "bert", "quis"} {
+			require.Empty(t, autocomplete(viewer, term), term)
+		}
+		// Public fields still match.
+		hidden(t, find(t, autocomplete(viewer, target.User.Username)))
+		hidden(t, find(t, autocomplete(viewer, "bq")))
+	})
+
+	t.Run("admins and the user see everything", func(t *testing.T) {
+		var u model.User
+		admin.mustDo("GET", "/users/"+target.User.ID, nil, http.StatusOK, &u)
+		shown(t, &u)
+		admin.mustDo("GET", "/users/email/hidden.addr@example.com", nil, http.StatusOK, &u)
+		shown(t, &u)
+		target.mustDo("GET", "/users/me", nil, http.StatusOK, &u)
+		shown(t, &u)
+		var list []*model.User
+		admin.mustDo("POST", "/users/ids", []string{target.User.ID}, http.StatusOK, &list)
+		shown(t, find(t, list))
+		for _, term := range []string{"hidden", "bert", "quis"} {
+			shown(t, find(t, autocomplete(admin, term)))
+		}
+	})
+
+	t.Run("user_updated to others is the public profile", func(t *testing.T) {
+		target.mustDo("PUT", "/users/me/patch", map[string]any{"position": "Lead"}, http.StatusOK, nil)
+		ev := viewerWS.next("user_updated")
+		b, err := json.Marshal(ev.Data["user"])
+		require.NoError(t, err)
+		var u model.User
+		require.NoError(t, json.Unmarshal(b, &u))
+		hidden(t, &u)
+		require.Equal(t, "Lead", u.Position)
+	})
 }

@@ -12,13 +12,17 @@ import (
 
 // sessionCache keeps recently used sessions in memory so a request does
 // not need a database round trip to authenticate. Entries live at most ttl;
-// revocation removes them at once on this node.
+// revocation removes them at once on this node. Every removal bumps a
+// generation counter, and a session read from the database is stored only
+// if no removal happened since the read began: otherwise a Logout racing
+// with a load would leave the revoked session cached.
 type sessionCache struct {
 	ttl time.Duration
 	max int
 	now func() time.Time
 
 	mu      sync.Mutex // guards the fields below
+	gen     uint64
 	byToken map[[32]byte]sessionEntry
 	byID    map[string][32]byte
 }
@@ -38,9 +42,12 @@ func (c *sessionCache) get(token string) *model.Session {
 	if c.ttl <= 0 {
 		return nil
 	}
-	k := tokenKey(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.getLocked(tokenKey(token))
+}
+
+func (c *sessionCache) getLocked(k [32]byte) *model.Session {
 	e, ok := c.byToken[k]
 	if !ok {
 		return nil
@@ -52,13 +59,49 @@ func (c *sessionCache) get(token string) *model.Session {
 	return e.s
 }
 
-func (c *sessionCache) put(token string, s *model.Session) {
+// lookup returns the cached session for token, or loads and caches it. A
+// load that raced with a removal is returned to this caller (it was live
+// when read) but not stored.
+func (c *sessionCache) lookup(ctx context.Context, token string,
+	load func(context.Context, string) (*model.Session, error)) (*model.Session, error) {
+	k := tokenKey(token)
+	c.mu.Lock()
+	gen := c.gen
+	var s *model.Session
+	if c.ttl > 0 {
+		s = c.getLocked(k)
+	}
+	c.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := load(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	c.put(token, s, gen)
+	return s, nil
+}
+
+// generation returns the current generation, to pass to put after a read
+// that must not be stored if a removal happens meanwhile.
+func (c *sessionCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put stores s under token unless a removal happened since generation gen.
+func (c *sessionCache) put(token string, s *model.Session, gen uint64) {
 	if c.ttl <= 0 {
 		return
 	}
 	k := tokenKey(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if len(c.byToken) >= c.max {
 		// Dropping everything is crude but bounded, and a reload costs
 		// one query per active token.
@@ -69,19 +112,23 @@ func (c *sessionCache) put(token string, s *model.Session) {
 	c.byID[s.ID] = k
 }
 
-// removeID drops the session with that id.
+// removeID drops the session with that id, and stops any load in flight
+// from caching it.
 func (c *sessionCache) removeID(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if k, ok := c.byID[id]; ok {
 		c.removeLocked(k, id)
 	}
 }
 
-// removeUser drops every cached session of a user.
+// removeUser drops every cached session of a user, and stops any load in
+// flight from caching one.
 func (c *sessionCache) removeUser(userID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for k, e := range c.byToken {
 		if e.s.UserID == userID {
 			c.removeLocked(k, e.s.ID)

@@ -22,17 +22,12 @@ func (a *App) Session(ctx context.Context, token string) (*model.Session, *model
 		return nil, model.ErrSessionExpired(where)
 	}
 	now := a.millis()
-	s := a.sessions.get(token)
-	if s == nil {
-		var err error
-		s, err = a.store.GetSessionByToken(ctx, token)
-		if err != nil {
-			if errors.Is(err, postgres.ErrNotFound) {
-				return nil, model.ErrSessionExpired(where)
-			}
-			return nil, internalErr(where, err)
+	s, err := a.sessions.lookup(ctx, token, a.store.GetSessionByToken)
+	if err != nil {
+		if errors.Is(err, postgres.ErrNotFound) {
+			return nil, model.ErrSessionExpired(where)
 		}
-		a.sessions.put(token, s)
+		return nil, internalErr(where, err)
 	}
 	if s.IsExpired(now) {
 		a.sessions.removeID(s.ID)
@@ -43,7 +38,14 @@ func (a *App) Session(ctx context.Context, token string) (*model.Session, *model
 		if a.set.ExtendSessionWithUse {
 			extend = now + a.sessionLength(s.DeviceID).Milliseconds()
 		}
+		gen := a.sessions.generation()
 		if err := a.store.TouchSession(ctx, s.ID, now, extend); err != nil {
+			if errors.Is(err, postgres.ErrNotFound) {
+				// Revoked or cleaned up where this node's cache did not
+				// hear of it: forget it rather than touch it back to life.
+				a.dropSession(s.ID)
+				return nil, model.ErrSessionExpired(where).Detail("session revoked")
+			}
 			a.log.Warn("touch session", "err", err)
 		} else {
 			c := *s
@@ -51,7 +53,7 @@ func (a *App) Session(ctx context.Context, token string) (*model.Session, *model
 			if extend > 0 {
 				c.ExpiresAt = extend
 			}
-			a.sessions.put(token, &c)
+			a.sessions.put(token, &c, gen)
 			s = &c
 		}
 	}
@@ -64,7 +66,7 @@ func (a *App) Authenticate(ctx context.Context, token string) (ws.Session, error
 	if appErr != nil {
 		return ws.Session{}, appErr
 	}
-	return ws.Session{ID: s.ID, UserID: s.UserID, IsAdmin: s.IsSystemAdmin()}, nil
+	return ws.Session{ID: s.ID, UserID: s.UserID, IsAdmin: s.IsSystemAdmin(), ExpiresAt: s.ExpiresAt}, nil
 }
 
 func (a *App) sessionLength(deviceID string) time.Duration {
@@ -116,7 +118,9 @@ func (a *App) Login(ctx context.Context, req model.LoginRequest, props model.Str
 		if errors.Is(err, postgres.ErrNotFound) {
 			// Spend the same time as a real check so timing does not
 			// reveal whether the account exists.
-			checkPassword(dummyHash, req.Password)
+			if _, appErr := a.checkPassword(ctx, where, "", req.Password); appErr != nil {
+				return nil, appErr
+			}
 			return nil, invalid
 		}
 		return nil, internalErr(where, err)
@@ -128,7 +132,11 @@ func (a *App) Login(ctx context.Context, req model.LoginRequest, props model.Str
 		return nil, model.NewAppError(where, "api.user.check_user_login_attempts.too_many.app_error",
 			http.StatusUnauthorized, "Your account is locked because of too many failed password attempts. Please reset your password.")
 	}
-	if !checkPassword(hash, req.Password) {
+	match, appErr := a.checkPassword(ctx, where, hash, req.Password)
+	if appErr != nil {
+		return nil, appErr
+	}
+	if !match {
 		if _, err := a.store.RecordLoginAttempt(ctx, u.ID, false); err != nil {
 			return nil, internalErr(where, err)
 		}
@@ -247,7 +255,15 @@ func (a *App) revokeUserSessions(ctx context.Context, userID string) *model.AppE
 	return nil
 }
 
-// CleanupSessions deletes expired sessions.
+// CleanupSessions deletes expired sessions, forgets them on this node and
+// ends their sockets. It returns how many were deleted.
 func (a *App) CleanupSessions(ctx context.Context) (int64, error) {
-	return a.store.DeleteExpiredSessions(ctx, a.millis())
+	ids, err := a.store.DeleteExpiredSessions(ctx, a.millis())
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		a.dropSession(id)
+	}
+	return int64(len(ids)), nil
 }

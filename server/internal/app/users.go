@@ -146,9 +146,9 @@ func (a *App) CreateUser(ctx context.Context, s *model.Session, in *model.User) 
 	if err := a.validatePassword(where, in.Password); err != nil {
 		return nil, err
 	}
-	hash, err := a.hashPassword(in.Password)
-	if err != nil {
-		return nil, internalErr(where, err)
+	hash, appErr := a.hashPassword(ctx, where, in.Password)
+	if appErr != nil {
+		return nil, appErr
 	}
 	if err := a.store.CreateUser(ctx, u, hash); err != nil {
 		return nil, userConflict(where, err)
@@ -178,14 +178,22 @@ func (a *App) BootstrapAdmin(ctx context.Context, username, email, password stri
 	return true, nil
 }
 
-// sanitizeFor removes what viewer may not see of u.
+// sanitizeFor removes what viewer may not see of u: the user and system
+// admins see the whole profile; anyone else sees what PrivacySettings
+// allow, and none of the account's private settings.
 func (a *App) sanitizeFor(s *model.Session, u *model.User) *model.User {
 	if s != nil && (s.UserID == u.ID || s.IsSystemAdmin()) {
 		u.Sanitize(model.SanitizeOptions{Email: true, FullName: true})
 		return u
 	}
-	u.Sanitize(model.SanitizeOptions{Email: a.set.ShowEmailAddress, FullName: a.set.ShowFullName})
+	u.SanitizeProfile(a.privacy())
 	return u
+}
+
+// privacy is what PrivacySettings let anyone but the user and system
+// admins see.
+func (a *App) privacy() model.SanitizeOptions {
+	return model.SanitizeOptions{Email: a.set.ShowEmailAddress, FullName: a.set.ShowFullName}
 }
 
 func (a *App) sanitizeAll(s *model.Session, users []*model.User) []*model.User {
@@ -268,6 +276,11 @@ func (a *App) ListUsers(ctx context.Context, s *model.Session, f postgres.UserFi
 			}
 		}
 	}
+	// A search term matches only fields the caller may see, or prefix
+	// probing would reveal them.
+	admin := s != nil && s.IsSystemAdmin()
+	f.AllowEmails = a.set.ShowEmailAddress || admin
+	f.AllowFullNames = a.set.ShowFullName || admin
 	users, err := a.store.ListUsers(ctx, f)
 	if err != nil {
 		return nil, internalErr(where, err)
@@ -320,7 +333,14 @@ func (a *App) PatchUser(ctx context.Context, s *model.Session, id string, p *mod
 		if err != nil {
 			return nil, internalErr(where, err)
 		}
-		if p.Password == nil || !checkPassword(hash, *p.Password) {
+		match := false
+		if p.Password != nil {
+			var appErr *model.AppError
+			if match, appErr = a.checkPassword(ctx, where, hash, *p.Password); appErr != nil {
+				return nil, appErr
+			}
+		}
+		if !match {
 			return nil, badRequest(where, "api.user.check_user_password.invalid.app_error", "Changing your email needs your current password.")
 		}
 	}
@@ -371,7 +391,7 @@ func (a *App) PatchUser(ctx context.Context, s *model.Session, id string, p *mod
 // the user, and the full profile to the user themself.
 func (a *App) publishUserUpdated(ctx context.Context, u *model.User) {
 	pub := *u
-	pub.Sanitize(model.SanitizeOptions{Email: a.set.ShowEmailAddress, FullName: a.set.ShowFullName})
+	pub.SanitizeProfile(a.privacy())
 	a.publish(ctx, &ws.Event{Name: "user_updated", Data: map[string]any{"user": &pub},
 		Broadcast: ws.Broadcast{OmitUsers: map[string]bool{u.ID: true}, OnlyNonAdmins: true}})
 	full := *u
@@ -383,30 +403,43 @@ func (a *App) publishUserUpdated(ctx context.Context, u *model.User) {
 }
 
 // UpdatePassword changes a password. Users give their current password;
-// a system admin changing someone else's does not.
+// a system admin changing someone else's does not. As with Mattermost's
+// TerminateSessionsOnPasswordChange, a user changing their own password
+// keeps only the session they did it from, and an admin's reset ends all
+// of the user's sessions, sockets included.
 func (a *App) UpdatePassword(ctx context.Context, s *model.Session, id string, req model.PasswordUpdate) *model.AppError {
 	const where = "app.update_password"
 	if err := a.requireSelfOrAdmin(s, id, "edit_other_users"); err != nil {
 		return err
 	}
+	var keep string
 	if s.UserID == id {
+		keep = s.ID
 		hash, err := a.store.GetPasswordHash(ctx, id)
 		if err != nil {
 			return storeErr(where, err, userMissing, "user")
 		}
-		if !checkPassword(hash, req.CurrentPassword) {
+		match, appErr := a.checkPassword(ctx, where, hash, req.CurrentPassword)
+		if appErr != nil {
+			return appErr
+		}
+		if !match {
 			return badRequest(where, "api.user.update_password.incorrect.app_error", "The \"Current Password\" you entered is incorrect. Please check that Caps Lock is off and try again.")
 		}
 	}
 	if err := a.validatePassword(where, req.NewPassword); err != nil {
 		return err
 	}
-	hash, err := a.hashPassword(req.NewPassword)
-	if err != nil {
-		return internalErr(where, err)
+	hash, appErr := a.hashPassword(ctx, where, req.NewPassword)
+	if appErr != nil {
+		return appErr
 	}
-	if err := a.store.UpdatePassword(ctx, id, hash, a.millis()); err != nil {
+	revoked, err := a.store.UpdatePassword(ctx, id, hash, a.millis(), keep)
+	if err != nil {
 		return storeErr(where, err, userMissing, "user")
+	}
+	for _, sid := range revoked {
+		a.dropSession(sid)
 	}
 	return nil
 }

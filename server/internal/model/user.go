@@ -76,6 +76,19 @@ func (u *User) Sanitize(o SanitizeOptions) {
 	}
 }
 
+// SanitizeProfile is Sanitize for a viewer who is neither the user nor a
+// system admin (Mattermost's SanitizeProfile): the account's private
+// settings and state go too — notify_props (the mention keys say what the
+// user watches for), last_password_update, email_verified, failed_attempts
+// and auth_service.
+func (u *User) SanitizeProfile(o SanitizeOptions) {
+	u.Sanitize(o)
+	u.NotifyProps = nil
+	u.LastPasswordUpdate = 0
+	u.EmailVerified = false
+	u.AuthService = ""
+}
+
 // DefaultNotifyProps returns Mattermost's default user notify_props.
 func DefaultNotifyProps(firstName string) StringMap {
 	return StringMap{

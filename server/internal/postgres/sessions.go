@@ -121,30 +121,30 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) ([]string
 }
 
 // TouchSession records activity and, when expiresAt > 0, extends the
-// session.
+// session; ErrNotFound if the session no longer exists (revoked or
+// cleaned up), so a caller holding a stale copy learns it is gone.
 func (s *Store) TouchSession(ctx context.Context, id string, now, expiresAt int64) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sessions SET last_activity_at = $2,
+	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET last_activity_at = $2,
 		expires_at = CASE WHEN $3 > 0 THEN $3 ELSE expires_at END WHERE id = $1`, id, now, expiresAt)
 	if err != nil {
 		return fmt.Errorf("sessions: touch: %w", mapErr(err))
 	}
-	return nil
-}
-
-// UpdateSessionRoles sets the roles copied onto a user's sessions.
-func (s *Store) UpdateSessionRoles(ctx context.Context, userID, roles string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sessions SET roles = $2 WHERE user_id = $1`, userID, roles)
-	if err != nil {
-		return fmt.Errorf("sessions: update roles: %w", mapErr(err))
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("sessions: touch: %w", ErrNotFound)
 	}
 	return nil
 }
 
-// DeleteExpiredSessions removes sessions that expired before now.
-func (s *Store) DeleteExpiredSessions(ctx context.Context, now int64) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1`, now)
+// DeleteExpiredSessions removes sessions that expired before now (0 is
+// never, as in Session.IsExpired) and returns their ids, so their caches and sockets can be ended too.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now int64) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM sessions WHERE expires_at > 0 AND expires_at < $1 RETURNING id`, now)
 	if err != nil {
-		return 0, fmt.Errorf("sessions: delete expired: %w", mapErr(err))
+		return nil, fmt.Errorf("sessions: delete expired: %w", mapErr(err))
 	}
-	return tag.RowsAffected(), nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("sessions: delete expired: %w", mapErr(err))
+	}
+	return ids, nil
 }

@@ -158,8 +158,12 @@ type UserFilter struct {
 	Active, Inactive bool
 	// Role restricts to users holding this system role.
 	Role string
-	// Term matches a prefix of username, names, nickname or email.
-	Term string
+	// Term matches a prefix of username or nickname, and of the email and
+	// first/last names only where AllowEmails/AllowFullNames say the
+	// viewer may see them (PrivacySettings): otherwise prefix probing
+	// would reveal hidden values.
+	Term                        string
+	AllowEmails, AllowFullNames bool
 	// Sort is "" (username) or "last_activity_at"/"create_at".
 	Sort   string
 	Offset int
@@ -197,8 +201,14 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]*model.User, err
 	}
 	if f.Term != "" {
 		p := arg(likePrefix(f.Term))
-		where = append(where, `(u.username LIKE `+p+` OR lower(u.first_name) LIKE `+p+` OR lower(u.last_name) LIKE `+p+
-			` OR lower(u.nickname) LIKE `+p+` OR u.email LIKE `+p+`)`)
+		match := []string{`u.username LIKE ` + p, `lower(u.nickname) LIKE ` + p}
+		if f.AllowFullNames {
+			match = append(match, `lower(u.first_name) LIKE `+p, `lower(u.last_name) LIKE `+p)
+		}
+		if f.AllowEmails {
+			match = append(match, `u.email LIKE `+p)
+		}
+		where = append(where, `(`+strings.Join(match, ` OR `)+`)`)
 	}
 	q := `SELECT ` + userColumns + ` FROM users u`
 	if len(where) > 0 {
@@ -241,17 +251,31 @@ func (s *Store) UpdateUser(ctx context.Context, u *model.User) error {
 	return nil
 }
 
-// UpdatePassword stores a new hash and resets failed attempts.
-func (s *Store) UpdatePassword(ctx context.Context, userID, hash string, now int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $2, last_password_update = $3, update_at = $3,
-		failed_attempts = 0 WHERE id = $1`, userID, hash, now)
+// UpdatePassword stores a new hash, resets failed attempts and, in the
+// same transaction, revokes the user's sessions except keepSessionID (""
+// keeps none): Mattermost's TerminateSessionsOnPasswordChange. It returns
+// the revoked session ids.
+func (s *Store) UpdatePassword(ctx context.Context, userID, hash string, now int64, keepSessionID string) (revoked []string, err error) {
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2, last_password_update = $3, update_at = $3,
+			failed_attempts = 0 WHERE id = $1`, userID, hash, now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id`, userID, keepSessionID)
+		if err != nil {
+			return err
+		}
+		revoked, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("users: update password: %w", mapErr(err))
+		return nil, fmt.Errorf("users: update password: %w", mapErr(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("users: update password: %w", ErrNotFound)
-	}
-	return nil
+	return revoked, nil
 }
 
 // RecordLoginAttempt resets failed_attempts on success or increments it on
