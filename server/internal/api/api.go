@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -47,6 +48,9 @@ type Options struct {
 	RateLimit *RateLimitOptions
 	// LoginFailuresPerMinute bounds failed logins per client address.
 	LoginFailuresPerMinute int
+	// RequestTimeout bounds each request (not WebSocket upgrades), so a
+	// request waiting on a dead database ends; 0 means no bound.
+	RequestTimeout time.Duration
 	// TrustedProxyIPHeader lists headers holding the client address.
 	TrustedProxyIPHeader []string
 }
@@ -143,6 +147,35 @@ func (a *API) session(fn handlerFunc, csrf bool) http.HandlerFunc {
 	})
 }
 
+// optionalSession is the session of a route where one is optional
+// (Mattermost's APIHandler): nil when the request carries no token, or one
+// that is not a live session, which is treated as anonymous. A session
+// from the cookie must pass the CSRF check on anything but GET and HEAD,
+// so a forged cross-site request cannot borrow a browser's (or an
+// admin's) session.
+func (a *API) optionalSession(r *http.Request) (*model.Session, error) {
+	token, fromCookie, err := tokenFromRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	if token == "" {
+		return nil, nil
+	}
+	s, appErr := a.app.Session(r.Context(), token)
+	if appErr != nil {
+		if appErr.StatusCode >= http.StatusInternalServerError {
+			return nil, appErr
+		}
+		return nil, nil
+	}
+	if fromCookie && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if err := a.checkCSRF(r, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
 // auth requires a session and CSRF (APISessionRequired). Mattermost's
 // TrustRequester variants (no CSRF) arrive with file downloads.
 func (a *API) auth(fn handlerFunc) http.HandlerFunc { return a.session(fn, true) }
@@ -222,6 +255,9 @@ func (a *API) renderError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if !a.o.Developer {
 		out.DetailedError = ""
+	}
+	if out.StatusCode == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, out.StatusCode, &out)
 }

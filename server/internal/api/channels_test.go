@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -492,6 +493,8 @@ func TestChannelGroup(t *testing.T) {
 	var again model.Channel
 	users[1].mustDo("POST", "/channels/group", []string{ids[2], ids[1], ids[0], ids[0]}, http.StatusCreated, &again)
 	require.Equal(t, gm.ID, again.ID)
+	users[1].mustDo("POST", "/channels/group", slices.Repeat(ids, 10), http.StatusCreated, &again)
+	require.Equal(t, gm.ID, again.ID)
 	var ms []*model.ChannelMember
 	c.mustDo("GET", "/channels/"+gm.ID+"/members", nil, http.StatusOK, &ms)
 	require.Len(t, ms, 3)
@@ -512,6 +515,8 @@ func TestChannelGroup(t *testing.T) {
 	}{
 		{"two users", all(2), "api.channel.create_group.bad_size.app_error"},
 		{"nine users", all(9), "api.channel.create_group.bad_size.app_error"},
+		// Repeats are dropped, but a list this long is refused unread.
+		{"long list of repeats", slices.Repeat(all(3), 17), "api.channel.create_group.bad_size.app_error"},
 		{"unknown user", []string{ids[0], ids[1], model.NewID()}, "api.channel.create_group.bad_user.app_error"},
 		{"empty", []string{}, "api.context.invalid_body_param.app_error"},
 		{"bad id", []string{"x", ids[1]}, "api.context.invalid_body_param.app_error"},
@@ -768,11 +773,12 @@ func TestChannelTyping(t *testing.T) {
 	typist, listener := f.owner, f.member
 	typistWS, listenerWS := typist.ws(), listener.ws()
 
+	root := typist.post(f.town.ID, "root")
 	var st model.StatusOK
-	typist.mustDo("POST", "/users/me/typing", map[string]any{"channel_id": f.town.ID, "parent_id": "root"}, http.StatusOK, &st)
+	typist.mustDo("POST", "/users/me/typing", map[string]any{"channel_id": f.town.ID, "parent_id": root.ID}, http.StatusOK, &st)
 	require.Equal(t, "OK", st.Status)
 	ev := listenerWS.next("typing")
-	require.Equal(t, map[string]any{"user_id": typist.User.ID, "parent_id": "root"}, ev.Data)
+	require.Equal(t, map[string]any{"user_id": typist.User.ID, "parent_id": root.ID}, ev.Data)
 	require.Equal(t, f.town.ID, ev.Broadcast["channel_id"])
 
 	// Over the WebSocket.
@@ -790,6 +796,14 @@ func TestChannelTyping(t *testing.T) {
 	listener.requireAppError("POST", "/users/me/typing", map[string]any{"channel_id": f.private.ID}, http.StatusForbidden, "api.context.permissions.app_error")
 	listener.requireAppError("POST", "/users/"+typist.User.ID+"/typing", map[string]any{"channel_id": f.town.ID}, http.StatusForbidden, "api.context.permissions.app_error")
 	listener.requireAppError("POST", "/users/me/typing", map[string]any{"channel_id": "x"}, http.StatusBadRequest, "api.context.invalid_body_param.app_error")
+	// parent_id is "" or an id: nothing else is relayed to the channel.
+	for _, parent := range []any{"root", strings.Repeat("x", 1000), 7} {
+		listener.requireAppError("POST", "/users/me/typing", map[string]any{"channel_id": f.town.ID, "parent_id": parent},
+			http.StatusBadRequest, "api.context.invalid_body_param.app_error")
+		reply = listenerWS.action("user_typing", map[string]any{"channel_id": f.town.ID, "parent_id": parent})
+		require.Equal(t, "FAIL", reply.Status)
+		require.Equal(t, "api.websocket_handler.invalid_param.app_error", reply.Error["id"])
+	}
 
 	reply = listenerWS.action("user_typing", map[string]any{"channel_id": f.private.ID})
 	require.Equal(t, "FAIL", reply.Status)
@@ -801,6 +815,42 @@ func TestChannelTyping(t *testing.T) {
 	require.Equal(t, "api.web_socket_router.bad_action.app_error", reply.Error["id"])
 	require.EqualValues(t, http.StatusBadRequest, reply.Error["status_code"])
 }
+
+func TestChannelTypingThrottle(t *testing.T) {
+	t.Parallel()
+	f := newChannelFixture(t)
+	typist, listener := f.owner, f.member
+	off := typist.channelByName(f.team.ID, "off-topic")
+	typistWS, listenerWS := typist.ws(), listener.ws()
+	typing := map[string]any{"channel_id": f.town.ID}
+
+	// Repeats within typingMinInterval (a second) of the first, over
+	// REST or the WebSocket, are accepted and dropped.
+	start := time.Now()
+	typist.mustDo("POST", "/users/me/typing", typing, http.StatusOK, nil)
+	typist.mustDo("POST", "/users/me/typing", typing, http.StatusOK, nil)
+	require.Equal(t, "OK", typistWS.action("user_typing", typing).Status)
+	elapsed := time.Since(start)
+	// Another channel, and another user in the same channel, are not
+	// held back.
+	typist.mustDo("POST", "/users/me/typing", map[string]any{"channel_id": off.ID}, http.StatusOK, nil)
+	listener.mustDo("POST", "/users/me/typing", typing, http.StatusOK, nil)
+	typist.post(f.town.ID, "marker")
+
+	ev := listenerWS.next("typing")
+	require.Equal(t, f.town.ID, ev.Broadcast["channel_id"])
+	isMarker := func(ev wsEvent) bool { return ev.Event == "posted" }
+	isTyping := func(ev wsEvent) bool { return ev.Event == "typing" }
+	if elapsed < typingMinInterval { // else the server may rightly have let a repeat through
+		listenerWS.until(func(ev wsEvent) bool { return isTyping(ev) && ev.Broadcast["channel_id"] == off.ID }, isTyping)
+		listenerWS.until(isMarker, isTyping)
+	}
+	ev = typistWS.until(isTyping, isMarker)
+	require.Equal(t, map[string]any{"user_id": listener.User.ID, "parent_id": ""}, ev.Data)
+}
+
+// typingMinInterval is app.typingMinInterval.
+const typingMinInterval = time.Second
 
 func TestChannelTypingDisabled(t *testing.T) {
 	t.Parallel()
@@ -818,8 +868,26 @@ func TestChannelMembershipFollowsTeam(t *testing.T) {
 	var dm model.Channel
 	f.member.mustDo("POST", "/channels/direct", []string{f.member.User.ID, f.owner.User.ID}, http.StatusCreated, &dm)
 
+	off := f.member.channelByName(f.team.ID, "off-topic")
+	memberWS, ownerWS := f.member.ws(), f.owner.ws()
+
 	// Leaving the team leaves its channels but not direct messages.
 	f.member.mustDo("DELETE", "/teams/"+f.team.ID+"/members/me", nil, http.StatusOK, nil)
+	// Each channel left is told, and so is the user, as when removed
+	// from one channel.
+	left := []string{f.town.ID, off.ID, f.private.ID}
+	var toUser, toChannels []string
+	for range left {
+		ev := memberWS.next("user_removed")
+		require.Equal(t, f.member.User.ID, ev.Broadcast["user_id"])
+		require.Equal(t, f.member.User.ID, ev.Data["remover_id"])
+		toUser = append(toUser, ev.Data["channel_id"].(string))
+		ev = ownerWS.next("user_removed")
+		require.Equal(t, map[string]any{"user_id": f.member.User.ID, "remover_id": f.member.User.ID}, ev.Data)
+		toChannels = append(toChannels, ev.Broadcast["channel_id"].(string))
+	}
+	require.ElementsMatch(t, left, toUser)
+	require.ElementsMatch(t, left, toChannels)
 	f.member.requireAppError("GET", "/channels/"+f.private.ID, nil, hiddenStatus, hiddenID)
 	f.member.requireAppError("GET", "/channels/"+f.town.ID, nil, http.StatusForbidden, "api.context.permissions.app_error")
 	f.member.mustDo("GET", "/channels/"+dm.ID, nil, http.StatusOK, nil)
@@ -833,4 +901,47 @@ func TestChannelMembershipFollowsTeam(t *testing.T) {
 	f.owner.mustDo("PUT", "/channels/"+f.town.ID+"/patch", map[string]any{"header": "welcome back"}, http.StatusOK, nil)
 	ev := ws.next("channel_updated")
 	require.Contains(t, ev.Data["channel"], "welcome back")
+}
+
+func TestChannelAddMemberRacesLeaveTeam(t *testing.T) {
+	t.Parallel()
+	f := newChannelFixture(t)
+	for range 10 {
+		var added, left int
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			added = f.owner.status("POST", "/channels/"+f.private.ID+"/members", map[string]any{"user_id": f.member.User.ID})
+		})
+		wg.Go(func() { left = f.member.status("DELETE", "/teams/"+f.team.ID+"/members/me", nil) })
+		wg.Wait()
+		require.Equal(t, http.StatusOK, left)
+		require.Contains(t, []int{http.StatusCreated, http.StatusBadRequest}, added)
+		// Whichever came first, the user who left the team is in none of
+		// its channels.
+		f.owner.requireAppError("GET", "/channels/"+f.private.ID+"/members/"+f.member.User.ID, nil,
+			http.StatusNotFound, "app.channel.get_member.missing.app_error")
+		f.owner.addToTeam(f.team.ID, f.member)
+	}
+	f.owner.mustDo("DELETE", "/teams/"+f.team.ID+"/members/"+f.member.User.ID, nil, http.StatusOK, nil)
+	f.owner.requireAppError("POST", "/channels/"+f.private.ID+"/members", map[string]any{"user_id": f.member.User.ID},
+		http.StatusBadRequest, "api.channel.add_user.to.channel.failed.deleted.app_error")
+}
+
+func TestChannelRemovedMemberHearsNothing(t *testing.T) {
+	t.Parallel()
+	f := newChannelFixture(t)
+	f.owner.mustDo("POST", "/channels/"+f.private.ID+"/members", map[string]any{"user_id": f.member.User.ID}, http.StatusCreated, nil)
+	memberWS := f.member.ws()
+	f.owner.post(f.private.ID, "before")
+	require.Equal(t, "before", postMessage(t, memberWS.next("posted")))
+
+	f.owner.mustDo("DELETE", "/channels/"+f.private.ID+"/members/"+f.member.User.ID, nil, http.StatusOK, nil)
+	require.Equal(t, f.private.ID, memberWS.next("user_removed").Data["channel_id"])
+	f.owner.post(f.private.ID, "after")
+	f.owner.mustDo("PUT", "/channels/"+f.private.ID+"/patch", map[string]any{"header": "after"}, http.StatusOK, nil)
+	f.owner.post(f.town.ID, "marker")
+	ev := memberWS.until(
+		func(ev wsEvent) bool { return ev.Event == "posted" && ev.Broadcast["channel_id"] == f.town.ID },
+		func(ev wsEvent) bool { return ev.Broadcast["channel_id"] == f.private.ID })
+	require.Equal(t, "marker", postMessage(t, ev))
 }

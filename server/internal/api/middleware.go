@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,11 @@ func (a *API) common(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, a.o.MaxPayload)
 		}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		if a.o.RequestTimeout > 0 && !strings.HasPrefix(r.URL.Path, "/api/v4/websocket") {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, a.o.RequestTimeout)
+			defer cancel()
+		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -125,7 +132,7 @@ func (a *API) rateLimited(next http.Handler) http.Handler {
 		}
 		if a.rateOpts.VaryByUser {
 			if t, _, _ := tokenFromRequest(r); t != "" {
-				key = append(key, "t:"+string(hashKey(t)))
+				key = append(key, "t:"+hashKey(t))
 			}
 		}
 		if a.rateOpts.VaryByHeader != "" {
@@ -141,18 +148,10 @@ func (a *API) rateLimited(next http.Handler) http.Handler {
 	})
 }
 
-func hashKey(s string) []byte {
-	// A short non-reversible key so tokens do not sit in the map.
-	var h uint64 = 14695981039346656037
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	b := make([]byte, 16)
-	const hex = "0123456789abcdef"
-	for i := 15; i >= 0; i-- {
-		b[i] = hex[h&15]
-		h >>= 4
-	}
-	return b
+// hashKey turns a token into a short map key so tokens do not sit in the
+// limiter's memory.
+func hashKey(s string) string {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return strconv.FormatUint(h.Sum64(), 36)
 }

@@ -266,12 +266,30 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
+// varyOnEncoding says that a response depends on Accept-Encoding, once.
+// The gzip middleware says so too, but a page compressed here must not
+// depend on it: a cache that missed the header would serve gzip to a
+// client that cannot read it.
+func varyOnEncoding(h http.Header) {
+	for _, v := range h.Values("Vary") {
+		for _, name := range strings.Split(v, ",") {
+			if n := strings.TrimSpace(name); n == "*" || strings.EqualFold(n, "Accept-Encoding") {
+				return
+			}
+		}
+	}
+	h.Add("Vary", "Accept-Encoding")
+}
+
 // writePostPage writes an encoded page, compressed when the server
 // compresses responses and the client takes gzip.
 func (a *API) writePostPage(w http.ResponseWriter, r *http.Request, p *postPage) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	body := p.json
+	if a.o.Gzip {
+		varyOnEncoding(h)
+	}
 	if a.o.Gzip && acceptsGzip(r) {
 		body = p.gzipped()
 		// A set Content-Encoding makes the gzip middleware pass the
@@ -323,6 +341,9 @@ func (a *API) getChannelPosts(w http.ResponseWriter, r *http.Request) error {
 	etag := a.o.MattermostVersion + "." + strconv.FormatInt(version, 10)
 	w.Header().Set("ETag", etag)
 	if r.Header.Get("If-None-Match") == etag {
+		if a.o.Gzip {
+			varyOnEncoding(w.Header()) // as the 200 would
+		}
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}

@@ -79,6 +79,32 @@ func (c *client) post(channelID, msg string, fields ...map[string]any) *model.Po
 	return &p
 }
 
+// status sends a request and returns the response status, or 0 if it
+// could not be sent. Unlike do it reports nothing to the test, so
+// goroutines may call it.
+func (c *client) status(method, path string, body any) int {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.ts.URL+"/api/v4"+path, rd)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
 func (c *client) getPost(id string) *model.Post {
 	c.ts.t.Helper()
 	var p model.Post
@@ -262,6 +288,53 @@ func TestCreatePostPermissions(t *testing.T) {
 		"api.post.create_post.can_not_post_to_deleted.error")
 }
 
+// TestPostReadRule checks every way of reading posts against the one read
+// rule: members read their channels, team members public ones, system
+// admins all; others get 403, and a channel that does not exist 404.
+func TestPostReadRule(t *testing.T) {
+	t.Parallel()
+	e := newPostEnv(t, 1)
+	member, teamMate, stranger := e.users[0], e.outsider(), e.ts.newUser()
+	private := e.admin.createChannel(e.team.ID, model.ChannelPrivate)
+	e.admin.addToChannel(private.ID, member)
+	paths := func(ch string, p *model.Post) []string {
+		return []string{"/channels/" + ch + "/posts", "/channels/" + ch + "/posts?since=1", "/channels/" + ch + "/pinned",
+			"/posts/" + p.ID, "/posts/" + p.ID + "/thread", "/posts/" + p.ID + "/reactions"}
+	}
+	pub, secret := member.post(e.ch.ID, "public"), member.post(private.ID, "secret")
+	const perm = "api.context.permissions.app_error"
+	tests := []struct {
+		name string
+		c    *client
+		ch   string
+		p    *model.Post
+		ok   bool
+	}{
+		{"member, public", member, e.ch.ID, pub, true},
+		{"member, private", member, private.ID, secret, true},
+		{"team mate, public", teamMate, e.ch.ID, pub, true},
+		{"team mate, private", teamMate, private.ID, secret, false},
+		{"stranger, public", stranger, e.ch.ID, pub, false},
+		{"system admin, private", e.admin, private.ID, secret, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 2 { // the second read of a page may come from the cache
+				for _, path := range paths(tt.ch, tt.p) {
+					if tt.ok {
+						tt.c.mustDo("GET", path, nil, http.StatusOK, nil)
+					} else {
+						tt.c.requireAppError("GET", path, nil, http.StatusForbidden, perm)
+					}
+				}
+			}
+		})
+	}
+	for _, path := range paths(model.NewID(), pub)[:3] {
+		member.requireAppError("GET", path, nil, http.StatusNotFound, "app.channel.get.existing.app_error")
+	}
+}
+
 func TestCreatePostIdempotent(t *testing.T) {
 	t.Parallel()
 	e := newPostEnv(t, 1)
@@ -362,6 +435,8 @@ func TestChannelPostsCursors(t *testing.T) {
 	p := e.backdated(e.ch.ID, 10)
 	path := "/channels/" + e.ch.ID + "/posts"
 	ghost := &model.Post{ID: model.NewID()}
+	other := e.admin.createChannel(e.team.ID, model.ChannelPrivate)
+	foreign := e.admin.post(other.ID, "elsewhere", map[string]any{"create_at": p[5].CreateAt - 500})
 
 	cases := []struct {
 		query      string
@@ -382,6 +457,12 @@ func TestChannelPostsCursors(t *testing.T) {
 		{"?after=" + p[6].ID + "&per_page=3", []*model.Post{p[9], p[8], p[7]}, nil, p[6]},
 		{"?after=" + p[9].ID, nil, nil, p[9]},
 		{"?before=" + ghost.ID, nil, ghost, nil},
+		{"?after=" + ghost.ID, nil, nil, ghost},
+		// Another channel's post is no position in this one, even
+		// when it was posted in the middle of this channel's posts.
+		{"?before=" + foreign.ID, nil, foreign, nil},
+		{"?after=" + foreign.ID, nil, nil, foreign},
+		{"?before=" + foreign.ID + "&page=1&per_page=3", nil, nil, nil},
 	}
 	check := func(t *testing.T, query string, order []*model.Post, next, prev *model.Post) {
 		t.Helper()
@@ -509,6 +590,33 @@ func TestEditPosts(t *testing.T) {
 	e.admin.mustDo("PUT", "/posts/"+p.ID+"/patch", map[string]any{"message": "moderated"}, http.StatusOK, &byAdmin)
 	require.Equal(t, "moderated", byAdmin.Message)
 	require.Equal(t, a.User.ID, byAdmin.UserID)
+}
+
+func TestConcurrentPostEdits(t *testing.T) {
+	t.Parallel()
+	e := newPostEnv(t, 2)
+	a, b := e.users[0], e.users[1]
+	for i := range 10 {
+		p := a.post(e.ch.ID, "original")
+		msg := fmt.Sprintf("edited %d", i)
+		// Three writers of different fields at once: none may undo
+		// another's change.
+		var wg sync.WaitGroup
+		codes := make([]int, 3)
+		wg.Go(func() { codes[0] = a.status("PUT", "/posts/"+p.ID+"/patch", map[string]any{"message": msg}) })
+		wg.Go(func() { codes[1] = b.status("POST", "/posts/"+p.ID+"/pin", nil) })
+		wg.Go(func() {
+			codes[2] = a.status("PUT", "/posts/"+p.ID+"/patch", map[string]any{"props": map[string]any{"k": "v"}})
+		})
+		wg.Wait()
+		require.Equal(t, []int{200, 200, 200}, codes)
+		got := a.getPost(p.ID)
+		require.Equal(t, msg, got.Message)
+		require.True(t, got.IsPinned)
+		require.Equal(t, map[string]any{"k": "v"}, got.Props)
+		require.NotZero(t, got.EditAt)
+		require.Greater(t, got.UpdateAt, p.UpdateAt)
+	}
 }
 
 func TestPostEditTimeLimit(t *testing.T) {
@@ -788,10 +896,12 @@ func TestChannelPostsGzip(t *testing.T) {
 	for range 2 { // a miss, then a hit
 		resp, plain := get("identity")
 		require.Empty(t, resp.Header.Get("Content-Encoding"))
+		require.Equal(t, []string{"Accept-Encoding"}, resp.Header.Values("Vary"))
 		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 		require.True(t, json.Valid(plain))
 		resp, zipped := get("gzip, deflate")
 		require.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
+		require.Equal(t, []string{"Accept-Encoding"}, resp.Header.Values("Vary"), "one Vary, from the handler or the middleware")
 		zr, err := gzip.NewReader(bytes.NewReader(zipped))
 		require.NoError(t, err)
 		unzipped, err := io.ReadAll(zr)

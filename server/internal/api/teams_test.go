@@ -134,6 +134,22 @@ func (w *wsClient) next(name string) wsEvent {
 	}
 }
 
+// until reads events up to the first one marker matches and returns it,
+// failing the test if an event before it is one forbidden matches. An
+// event reaches a connection after every event published before it, so a
+// marker published after an action proves, without sleeping, that the
+// action sent this connection nothing forbidden matches.
+func (w *wsClient) until(marker, forbidden func(wsEvent) bool) wsEvent {
+	w.t.Helper()
+	for {
+		ev := w.nextEvent()
+		if marker(ev) {
+			return ev
+		}
+		require.False(w.t, forbidden(ev), "%s before the marker: %+v", ev.Event, ev)
+	}
+}
+
 // nextEvent returns the next event, whatever it is (replies skipped).
 func (w *wsClient) nextEvent() wsEvent {
 	w.t.Helper()

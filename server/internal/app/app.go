@@ -48,8 +48,11 @@ type Settings struct {
 	PostEditTimeLimit        time.Duration
 	EnableAPIPostDeletion    bool
 	EnableUserTypingMessages bool
-	EnableChannelViewed      bool
-	MaxPostSize              int
+	// TypingThrottle is the least time between two typing events of one
+	// user in one channel; 0 means one second.
+	TypingThrottle      time.Duration
+	EnableChannelViewed bool
+	MaxPostSize         int
 	// FileDirectory is FileSettings.Directory (local driver).
 	FileDirectory string
 }
@@ -83,7 +86,9 @@ type App struct {
 	pub      Publisher
 	sessions *sessionCache
 	members  *memberCache
+	typing   *typingThrottle
 	bcrypt   int
+	pw       passwords // bounds password work; zero value ready
 }
 
 // MaxPostSizeDefault is Mattermost's post size limit in characters.
@@ -103,6 +108,11 @@ func New(o Options) *App {
 	}
 	a.sessions = newSessionCache(o.Settings.SessionCacheTTL, 50000, now)
 	a.members = newMemberCache(o.Store)
+	interval := o.Settings.TypingThrottle
+	if interval <= 0 {
+		interval = typingMinInterval
+	}
+	a.typing = newTypingThrottle(interval, typingThrottleMax)
 	return a
 }
 
@@ -114,12 +124,19 @@ func (a *App) Settings() Settings { return a.set }
 
 func (a *App) millis() int64 { return a.now().UnixMilli() }
 
+// publishTimeout bounds resolving an event's audience.
+const publishTimeout = 10 * time.Second
+
 // publish sends ev; delivery problems are logged, never returned to the
-// caller whose write already succeeded.
+// caller whose write already succeeded. The write has committed, so the
+// event must go out even if the client that caused it has gone away: the
+// request's cancellation is not passed on.
 func (a *App) publish(ctx context.Context, ev *ws.Event) {
 	if a.pub == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
 	if err := a.pub.Publish(ctx, ev); err != nil {
 		a.log.Warn("publish event", "event", ev.Name, "err", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/garrison-chat/garrison/server/internal/model"
@@ -32,6 +34,9 @@ const (
 	channelPurposeMaxRunes     = 250
 	groupMinUsers              = 3
 	groupMaxUsers              = 8
+	// groupMaxInput bounds the user ids a group request may list,
+	// repeats included, before they are looked at.
+	groupMaxInput = 4 * groupMaxUsers
 )
 
 // channelNameRe is Mattermost's validSimpleAlphaNum, the channel name rule.
@@ -172,9 +177,11 @@ func (a *App) CreateChannel(ctx context.Context, s *model.Session, in *model.Cha
 
 // dedupe returns ids without repeats, in first-seen order.
 func dedupe(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if !slices.Contains(out, id) {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
 			out = append(out, id)
 		}
 	}
@@ -255,8 +262,13 @@ func (a *App) CreateDirectChannel(ctx context.Context, s *model.Session, ids []s
 // caller is added if missing), creating it if needed.
 func (a *App) CreateGroupChannel(ctx context.Context, s *model.Session, ids []string) (*model.Channel, *model.AppError) {
 	const where = "app.create_group_channel"
+	badSize := badRequest(where, "api.channel.create_group.bad_size.app_error",
+		"Group message channels must contain at least 3 and no more than 8 users.")
 	if len(ids) == 0 {
 		return nil, model.ErrInvalidBody(where, "user_ids")
+	}
+	if len(ids) > groupMaxInput {
+		return nil, badSize.Detail("%d user ids", len(ids))
 	}
 	for _, id := range ids {
 		if !model.IsValidID(id) {
@@ -266,8 +278,7 @@ func (a *App) CreateGroupChannel(ctx context.Context, s *model.Session, ids []st
 	ids = dedupe(append(ids, s.UserID))
 	slices.Sort(ids)
 	if len(ids) < groupMinUsers || len(ids) > groupMaxUsers {
-		return nil, badRequest(where, "api.channel.create_group.bad_size.app_error",
-			"Group message channels must contain at least 3 and no more than 8 users.")
+		return nil, badSize
 	}
 	users, err := a.store.GetUsersByIDs(ctx, ids, 0)
 	if err != nil {
@@ -609,7 +620,9 @@ func (a *App) AddChannelMembers(ctx context.Context, s *model.Session, channelID
 	return out, nil
 }
 
-// addChannelMember adds one active team member to ch.
+// addChannelMember adds one active team member to ch. The team check is
+// part of the insert (Store.AddChannelMember), so a user leaving the team
+// meanwhile cannot be left in the channel.
 func (a *App) addChannelMember(ctx context.Context, ch *model.Channel, userID string) (*model.ChannelMember, *model.AppError) {
 	const where = "app.add_channel_member"
 	u, err := a.store.GetUser(ctx, userID)
@@ -620,16 +633,11 @@ func (a *App) addChannelMember(ctx context.Context, ch *model.Channel, userID st
 		return nil, model.NewAppError(where, "app.channel.add_member.deleted_user.app_error", http.StatusForbidden,
 			"Can not add a deactivated user as a member of the channel.")
 	}
-	tm, err := a.store.GetTeamMember(ctx, ch.TeamID, userID)
-	if err != nil {
-		return nil, storeErr(where, err, teamMemberMissing, "team member")
-	}
-	if tm.DeleteAt > 0 {
-		return nil, badRequest(where, "api.channel.add_user.to.channel.failed.deleted.app_error",
-			"Failed to add user to channel because they have been removed from the team.")
-	}
 	m, added, err := a.store.AddChannelMember(ctx, &model.ChannelMember{ChannelID: ch.ID, UserID: userID,
-		NotifyProps: model.DefaultChannelNotifyProps(), LastUpdateAt: a.millis()})
+		NotifyProps: model.DefaultChannelNotifyProps(), LastUpdateAt: a.millis()}, ch.TeamID)
+	if errors.Is(err, postgres.ErrNotTeamMember) {
+		return nil, a.notTeamMember(ctx, where, ch.TeamID, userID)
+	}
 	if err != nil {
 		return nil, internalErr(where, err)
 	}
@@ -638,6 +646,21 @@ func (a *App) addChannelMember(ctx context.Context, ch *model.Channel, userID st
 		a.publishUserAdded(ctx, ch.ID, ch.TeamID, userID)
 	}
 	return m, nil
+}
+
+// notTeamMember is Mattermost's error for adding a user who is not an
+// active member of the team to one of its channels: 404 if they never
+// were, 400 if they were removed.
+func (a *App) notTeamMember(ctx context.Context, where, teamID, userID string) *model.AppError {
+	_, err := a.store.GetTeamMember(ctx, teamID, userID)
+	if err != nil && !errors.Is(err, postgres.ErrNotFound) {
+		return internalErr(where, err)
+	}
+	if err != nil {
+		return model.ErrNotFound(where, teamMemberMissing, "team member").Wrap(err)
+	}
+	return badRequest(where, "api.channel.add_user.to.channel.failed.deleted.app_error",
+		"Failed to add user to channel because they have been removed from the team.")
 }
 
 // publishUserAdded tells a channel's members, and the added user, that
@@ -716,11 +739,18 @@ func (a *App) RemoveChannelMember(ctx context.Context, s *model.Session, channel
 		return storeErr(where, err, channelMemberMissing, "channel member")
 	}
 	a.members.invalidateChannel(channelID)
-	a.publish(ctx, &ws.Event{Name: "user_removed", Data: map[string]any{"user_id": userID, "remover_id": s.UserID},
-		Broadcast: ws.Broadcast{ChannelID: channelID}})
-	a.publish(ctx, &ws.Event{Name: "user_removed", Data: map[string]any{"channel_id": channelID, "remover_id": s.UserID},
-		Broadcast: ws.Broadcast{UserID: userID}})
+	a.publishUserRemoved(ctx, channelID, userID, s.UserID)
 	return nil
+}
+
+// publishUserRemoved tells a channel's members, and the removed user (no
+// longer among them), that userID left it. Call it after the membership
+// cache is invalidated, so the channel's audience no longer has the user.
+func (a *App) publishUserRemoved(ctx context.Context, channelID, userID, removerID string) {
+	a.publish(ctx, &ws.Event{Name: "user_removed", Data: map[string]any{"user_id": userID, "remover_id": removerID},
+		Broadcast: ws.Broadcast{ChannelID: channelID}})
+	a.publish(ctx, &ws.Event{Name: "user_removed", Data: map[string]any{"channel_id": channelID, "remover_id": removerID},
+		Broadcast: ws.Broadcast{UserID: userID}})
 }
 
 // channelNotifyKeys are the notify_props a member may set (Mattermost's
@@ -838,9 +868,12 @@ func (a *App) ChannelUnread(ctx context.Context, s *model.Session, userID, chann
 }
 
 // UserTyping tells a channel that userID is typing (self or system admin;
-// the user must be in the channel).
+// the user must be in the channel). parentID is "" or the thread's root.
 func (a *App) UserTyping(ctx context.Context, s *model.Session, userID, channelID, parentID string) *model.AppError {
 	const where = "app.user_typing"
+	if parentID != "" && !model.IsValidID(parentID) {
+		return model.ErrInvalidBody(where, "parent_id")
+	}
 	if appErr := a.requireSelfOrAdmin(s, userID, "manage_system"); appErr != nil {
 		return appErr
 	}
@@ -855,14 +888,80 @@ func (a *App) UserTyping(ctx context.Context, s *model.Session, userID, channelI
 	return nil
 }
 
-// publishTyping sends typing to the channel, not to the typist; nothing
-// is sent when ServiceSettings.EnableUserTypingMessages is off.
+// publishTyping sends typing to the channel, not to the typist. Nothing is
+// sent when ServiceSettings.EnableUserTypingMessages is off, nor when the
+// user's last typing event for the channel is less than typingMinInterval
+// old: a client cannot make the server fan out to a channel at its own
+// rate.
 func (a *App) publishTyping(ctx context.Context, userID, channelID, parentID string) {
-	if !a.set.EnableUserTypingMessages {
+	if !a.set.EnableUserTypingMessages || !a.typing.allow(userID, channelID, a.now()) {
 		return
 	}
 	a.publish(ctx, &ws.Event{Name: "typing", Data: map[string]any{"user_id": userID, "parent_id": parentID},
 		Broadcast: ws.Broadcast{ChannelID: channelID, OmitUsers: map[string]bool{userID: true}}})
+}
+
+// Typing throttle limits.
+const (
+	// typingMinInterval is the least time between two typing events of
+	// one user in one channel; Mattermost's clients send one every few
+	// seconds while the user types.
+	typingMinInterval = time.Second
+	// typingThrottleMax bounds the (user, channel) pairs remembered.
+	typingThrottleMax = 50000
+)
+
+// typingThrottle remembers when each user last sent a typing event to each
+// channel, for at most max pairs.
+type typingThrottle struct {
+	interval time.Duration
+	max      int
+
+	mu   sync.Mutex // guards the field below
+	last map[typingKey]time.Time
+}
+
+type typingKey struct{ userID, channelID string }
+
+func newTypingThrottle(interval time.Duration, max int) *typingThrottle {
+	return &typingThrottle{interval: interval, max: max, last: map[typingKey]time.Time{}}
+}
+
+// allow reports whether a typing event of userID in channelID at now may
+// go out, and if so records it.
+func (t *typingThrottle) allow(userID, channelID string, now time.Time) bool {
+	k := typingKey{userID, channelID}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if at, ok := t.last[k]; ok && now.Sub(at) < t.interval {
+		return false
+	}
+	if _, ok := t.last[k]; !ok && len(t.last) >= t.max {
+		t.evictLocked(now)
+	}
+	t.last[k] = now
+	return true
+}
+
+// evictLocked makes room: it drops the pairs whose last event is old
+// enough not to matter, and everything if that frees less than half, so
+// the scan's cost is shared by at least max/2 inserts. Forgetting a recent
+// pair only lets one extra event through.
+func (t *typingThrottle) evictLocked(now time.Time) {
+	for k, at := range t.last {
+		if now.Sub(at) >= t.interval {
+			delete(t.last, k)
+		}
+	}
+	if len(t.last) > t.max/2 {
+		clear(t.last)
+	}
+}
+
+// invalidWSParam is Mattermost's NewInvalidWebSocketParamError.
+func invalidWSParam(action, name string) *model.AppError {
+	return badRequest("websocket: "+action, "api.websocket_handler.invalid_param.app_error",
+		"Invalid "+name+" parameter.")
 }
 
 // HandleAction implements ws.ActionHandler: the client → server actions
@@ -871,21 +970,22 @@ func (a *App) HandleAction(ctx context.Context, s ws.Session, connID, action str
 	const where = "app.handle_action"
 	switch action {
 	case "user_typing":
-		invalid := badRequest("websocket: "+action, "api.websocket_handler.invalid_param.app_error",
-			"Invalid channel_id parameter.")
 		var d struct {
 			ChannelID string `json:"channel_id"`
 			ParentID  string `json:"parent_id"`
 		}
 		if err := json.Unmarshal(data, &d); err != nil || !model.IsValidID(d.ChannelID) {
-			return nil, invalid
+			return nil, invalidWSParam(action, "channel_id")
+		}
+		if d.ParentID != "" && !model.IsValidID(d.ParentID) {
+			return nil, invalidWSParam(action, "parent_id")
 		}
 		ok, err := a.isChannelMember(ctx, d.ChannelID, s.UserID)
 		if err != nil {
 			return nil, internalErr(where, err)
 		}
 		if !ok {
-			return nil, invalid
+			return nil, invalidWSParam(action, "channel_id")
 		}
 		a.publishTyping(ctx, s.UserID, d.ChannelID, d.ParentID)
 		return nil, nil

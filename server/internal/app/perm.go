@@ -70,37 +70,82 @@ func (a *App) requireTeamAdmin(ctx context.Context, s *model.Session, teamID, pe
 
 const channelMissing = "app.channel.get.existing.app_error"
 
-// readableChannel returns the channel if the caller may read it: system
-// admins read everything, members read their channels, and team members
-// read the team's public channels. Anyone else gets 403, as from
-// Mattermost (clients branch on it); lookups by name answer 404 instead so
-// a private channel's name does not leak.
+// canRead is the one rule for reading a channel: system admins read
+// everything, members read their channels, and team members read the
+// team's public channels.
+func (a *App) canRead(ctx context.Context, s *model.Session, ch postgres.ChannelAccess) (bool, error) {
+	if s.IsSystemAdmin() {
+		return true, nil
+	}
+	if ok, err := a.isChannelMember(ctx, ch.ID, s.UserID); err != nil || ok {
+		return ok, err
+	}
+	if ch.Type == model.ChannelOpen {
+		return a.isTeamMember(ctx, ch.TeamID, s.UserID)
+	}
+	return false, nil
+}
+
+// errCannotRead is the refusal of canRead: 403, as from Mattermost
+// (clients branch on it). Lookups by name turn it into 404 instead
+// (readableByName) so a private channel's name does not leak.
+func errCannotRead(where string, s *model.Session) *model.AppError {
+	return model.ErrPermission(where, s.UserID, "read_channel")
+}
+
+// accessOf is the access row of a loaded channel.
+func accessOf(ch *model.Channel) postgres.ChannelAccess {
+	return postgres.ChannelAccess{ID: ch.ID, TeamID: ch.TeamID, Type: ch.Type, DeleteAt: ch.DeleteAt}
+}
+
+// readableChannel returns the channel if the caller may read it (canRead).
 func (a *App) readableChannel(ctx context.Context, s *model.Session, channelID string) (*model.Channel, *model.AppError) {
 	const where = "app.readable_channel"
 	ch, err := a.store.GetChannel(ctx, channelID)
 	if err != nil {
 		return nil, storeErr(where, err, channelMissing, "channel")
 	}
-	if s.IsSystemAdmin() {
-		return ch, nil
-	}
-	member, err := a.isChannelMember(ctx, channelID, s.UserID)
+	ok, err := a.canRead(ctx, s, accessOf(ch))
 	if err != nil {
 		return nil, internalErr(where, err)
 	}
-	if member {
-		return ch, nil
+	if !ok {
+		return nil, errCannotRead(where, s)
 	}
-	if ch.Type == model.ChannelOpen {
-		ok, err := a.isTeamMember(ctx, ch.TeamID, s.UserID)
-		if err != nil {
-			return nil, internalErr(where, err)
-		}
-		if ok {
-			return ch, nil
-		}
+	return ch, nil
+}
+
+// channelAccess loads a channel's access row, with its post version, if
+// the caller may read the channel (canRead): one primary-key read.
+func (a *App) channelAccess(ctx context.Context, s *model.Session, channelID string) (postgres.ChannelAccess, *model.AppError) {
+	const where = "app.channel_access"
+	acc, err := a.store.ChannelAccess(ctx, channelID)
+	if err != nil {
+		return acc, storeErr(where, err, channelMissing, "channel")
 	}
-	return nil, model.ErrPermission(where, s.UserID, "read_channel")
+	ok, err := a.canRead(ctx, s, acc)
+	if err != nil {
+		return acc, internalErr(where, err)
+	}
+	if !ok {
+		return acc, errCannotRead(where, s)
+	}
+	return acc, nil
+}
+
+// checkChannelRead is canRead for reading a channel's posts, without
+// loading the channel when it can: members pass on the member cache
+// alone; everyone else costs channelAccess's primary-key read.
+func (a *App) checkChannelRead(ctx context.Context, s *model.Session, channelID string) *model.AppError {
+	ok, err := a.isChannelMember(ctx, channelID, s.UserID)
+	if err != nil {
+		return internalErr("app.check_channel_read", err)
+	}
+	if ok {
+		return nil
+	}
+	_, appErr := a.channelAccess(ctx, s, channelID)
+	return appErr
 }
 
 // memberChannel returns the channel if the caller is a member (or system

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -259,7 +260,7 @@ func (a *App) GetPostsByIDs(ctx context.Context, s *model.Session, ids []string)
 }
 
 // readableChannelIDs reports which channels of the posts the caller may
-// read, with readableChannel's rule, in one query.
+// read (canRead), with one query for the channels.
 func (a *App) readableChannelIDs(ctx context.Context, s *model.Session, posts []*model.Post) (map[string]bool, error) {
 	var ids []string
 	seen := map[string]bool{}
@@ -285,64 +286,6 @@ func (a *App) readableChannelIDs(ctx context.Context, s *model.Session, posts []
 		out[ch.ID] = ok
 	}
 	return out, nil
-}
-
-// canRead is readableChannel's rule for a channel already loaded.
-func (a *App) canRead(ctx context.Context, s *model.Session, ch postgres.ChannelAccess) (bool, error) {
-	if s.IsSystemAdmin() {
-		return true, nil
-	}
-	if ok, err := a.isChannelMember(ctx, ch.ID, s.UserID); err != nil || ok {
-		return ok, err
-	}
-	if ch.Type == model.ChannelOpen {
-		return a.isTeamMember(ctx, ch.TeamID, s.UserID)
-	}
-	return false, nil
-}
-
-// checkChannelRead applies readableChannel's rule for reading a channel's
-// posts without loading the channel when it can: members pass on the
-// member cache alone; everyone else costs one primary-key read.
-func (a *App) checkChannelRead(ctx context.Context, s *model.Session, channelID string) *model.AppError {
-	const where = "app.check_channel_read"
-	ok, err := a.isChannelMember(ctx, channelID, s.UserID)
-	if err != nil {
-		return internalErr(where, err)
-	}
-	if ok {
-		return nil
-	}
-	_, appErr := a.channelAccess(ctx, s, channelID)
-	return appErr
-}
-
-// channelAccess loads a channel's access row and applies readableChannel's
-// rule to it. A refusal is left to readableChannel itself, so both report
-// the same error.
-func (a *App) channelAccess(ctx context.Context, s *model.Session, channelID string) (postgres.ChannelAccess, *model.AppError) {
-	const where = "app.channel_access"
-	acc, err := a.store.ChannelAccess(ctx, channelID)
-	switch {
-	case err == nil:
-		ok, err := a.canRead(ctx, s, acc)
-		if err != nil {
-			return acc, internalErr(where, err)
-		}
-		if ok {
-			return acc, nil
-		}
-	case !errors.Is(err, postgres.ErrNotFound):
-		return acc, internalErr(where, err)
-	}
-	if _, appErr := a.readableChannel(ctx, s, channelID); appErr != nil {
-		return acc, appErr
-	}
-	// Readable after all (a membership changed in between): recheck.
-	if acc, err = a.store.ChannelAccess(ctx, channelID); err != nil {
-		return acc, storeErr(where, err, channelMissing, "channel")
-	}
-	return acc, nil
 }
 
 // ChannelPostsVersion checks that the caller may make the request o and
@@ -402,7 +345,9 @@ type ChannelPostsOptions struct {
 // changed after that time, including deleted ones, with no cursors;
 // `after`/`before` page away from a post; otherwise pages count back from
 // the newest post. The neighbours that give next_post_id and prev_post_id
-// come from the same query as the page.
+// come from the same query as the page. A cursor that is not a post of the
+// channel gives an empty page, as an unknown id does in Mattermost: another
+// channel's post is never used as a position.
 func (a *App) GetChannelPosts(ctx context.Context, s *model.Session, o ChannelPostsOptions) (*model.PostList, *model.AppError) {
 	const where = "app.get_channel_posts"
 	if o.IncludeDeleted && !s.IsSystemAdmin() {
@@ -429,26 +374,17 @@ func (a *App) GetChannelPosts(ctx context.Context, s *model.Session, o ChannelPo
 	if err != nil {
 		return nil, internalErr(where, err)
 	}
-	full := len(page.Posts) >= o.PerPage
-	switch {
-	case o.After != "":
-		list.PrevPostID = page.Older
-		if o.Page == 0 {
+	// The first page away from a cursor points back at it; Newer and
+	// Older are empty past the ends of the channel (and for a cursor that
+	// is not one of its posts).
+	list.NextPostID, list.PrevPostID = page.Newer, page.Older
+	if o.Page == 0 {
+		switch {
+		case o.After != "":
 			list.PrevPostID = o.After
-		}
-		if full {
-			list.NextPostID = page.Newer
-		}
-	case o.Before != "":
-		list.NextPostID = page.Newer
-		if o.Page == 0 {
+		case o.Before != "":
 			list.NextPostID = o.Before
 		}
-		if full {
-			list.PrevPostID = page.Older
-		}
-	default:
-		list.NextPostID, list.PrevPostID = page.Newer, page.Older
 	}
 	if err := a.fillPostList(ctx, list, page.Posts, !o.SkipFetchThreads, o.IncludeDeleted); err != nil {
 		return nil, internalErr(where, err)
@@ -625,11 +561,11 @@ func (a *App) UpdatePost(ctx context.Context, s *model.Session, id string, in *m
 	if appErr != nil {
 		return nil, appErr
 	}
-	msg, props, files, pinned := in.Message, in.Props, in.FileIDs, in.IsPinned
-	if files == nil {
-		files = p.FileIDs
+	var files *[]string
+	if in.FileIDs != nil {
+		files = &in.FileIDs
 	}
-	return a.savePostEdit(ctx, s, where, p, &msg, &props, &files, &pinned)
+	return a.savePostEdit(ctx, s, where, p, &in.Message, &in.Props, files, &in.IsPinned)
 }
 
 // PatchPost changes the fields of a post the patch sets and publishes
@@ -643,15 +579,56 @@ func (a *App) PatchPost(ctx context.Context, s *model.Session, id string, patch 
 	return a.savePostEdit(ctx, s, where, p, patch.Message, patch.Props, patch.FileIDs, patch.IsPinned)
 }
 
+// maxEditAttempts bounds how often savePostEdit re-reads a post that
+// concurrent writes keep changing before it gives up with 409.
+const maxEditAttempts = 5
+
 // savePostEdit applies the non-nil fields to p, stores it and publishes
-// post_edited. edit_at moves only when the message changes, as in
-// Mattermost.
+// post_edited. The write succeeds only if the post is still as read, so a
+// concurrent change (a pin, a reaction, another edit) is never undone: on
+// a conflict the post is read again and the fields applied to the new
+// version. edit_at moves only when the message changes, as in Mattermost.
 func (a *App) savePostEdit(ctx context.Context, s *model.Session, where string, p *model.Post,
 	msg *string, props *map[string]any, files *[]string, pinned *bool) (*model.Post, *model.AppError) {
-	now := a.millis()
+	for attempt := 1; ; attempt++ {
+		read := p.UpdateAt
+		now := a.millis()
+		if appErr := a.applyPostEdit(where, p, now, msg, props, files, pinned); appErr != nil {
+			return nil, appErr
+		}
+		err := a.store.UpdatePost(ctx, p, read, now)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, postgres.ErrStale) {
+			return nil, internalErr(where, err)
+		}
+		if attempt == maxEditAttempts {
+			return nil, model.NewAppError(where, "app.post.update.conflict.app_error", http.StatusConflict,
+				"The post kept changing while it was being edited; please try again.").Wrap(err)
+		}
+		if p, err = a.store.GetPost(ctx, p.ID); err != nil && !errors.Is(err, postgres.ErrNotFound) {
+			return nil, internalErr(where, err)
+		}
+		if err != nil || p.DeleteAt != 0 {
+			return nil, model.ErrPermission(where, s.UserID, "edit_post")
+		}
+	}
+	p.Metadata = nil
+	if err := a.prepareForClient(ctx, []*model.Post{p}); err != nil {
+		return nil, internalErr(where, err)
+	}
+	a.publishPostEvent(ctx, "post_edited", p, ws.Broadcast{ChannelID: p.ChannelID}, nil)
+	return p, nil
+}
+
+// applyPostEdit sets the non-nil fields on p, as edited at now, and
+// checks the result.
+func (a *App) applyPostEdit(where string, p *model.Post, now int64,
+	msg *string, props *map[string]any, files *[]string, pinned *bool) *model.AppError {
 	if msg != nil && *msg != p.Message {
 		if err := a.editTimeOK(where, p); err != nil {
-			return nil, err
+			return err
 		}
 		p.Message = *msg
 		p.EditAt = now
@@ -659,7 +636,7 @@ func (a *App) savePostEdit(ctx context.Context, s *model.Session, where string, 
 	}
 	if props != nil {
 		// A client replaces its props; the server's survive.
-		next := *props
+		next := maps.Clone(*props)
 		if next == nil {
 			next = map[string]any{}
 		}
@@ -678,24 +655,12 @@ func (a *App) savePostEdit(ctx context.Context, s *model.Session, where string, 
 		p.IsPinned = *pinned
 	}
 	if err := a.checkPostContent(where, p); err != nil {
-		return nil, err
+		return err
 	}
 	if (msg != nil || files != nil) && strings.TrimSpace(p.Message) == "" && len(p.FileIDs) == 0 {
-		return nil, model.ErrInvalidBody(where, "message").Detail("a post needs a message or files")
+		return model.ErrInvalidBody(where, "message").Detail("a post needs a message or files")
 	}
-	p.UpdateAt = now
-	if err := a.store.UpdatePost(ctx, p); err != nil {
-		if errors.Is(err, postgres.ErrNotFound) {
-			return nil, model.ErrPermission(where, s.UserID, "edit_post")
-		}
-		return nil, internalErr(where, err)
-	}
-	p.Metadata = nil
-	if err := a.prepareForClient(ctx, []*model.Post{p}); err != nil {
-		return nil, internalErr(where, err)
-	}
-	a.publishPostEvent(ctx, "post_edited", p, ws.Broadcast{ChannelID: p.ChannelID}, nil)
-	return p, nil
+	return nil
 }
 
 // publishPostEvent publishes an event whose data is the post as a JSON
@@ -713,7 +678,8 @@ func (a *App) publishPostEvent(ctx context.Context, name string, p *model.Post, 
 	a.publish(ctx, &ws.Event{Name: name, Data: data, Broadcast: b})
 }
 
-// SetPostPinned pins or unpins a post; any member of its channel may.
+// SetPostPinned pins or unpins a post; any member of its channel may. It
+// writes is_pinned alone, so it cannot undo a concurrent edit.
 func (a *App) SetPostPinned(ctx context.Context, s *model.Session, id string, pinned bool) *model.AppError {
 	const where = "app.set_post_pinned"
 	p, err := a.store.GetPost(ctx, id)
@@ -733,8 +699,18 @@ func (a *App) SetPostPinned(ctx context.Context, s *model.Session, id string, pi
 	if ch.DeleteAt != 0 {
 		return archived(where, "api.post.update_post.can_not_update_post_in_deleted.error")
 	}
-	_, appErr = a.savePostEdit(ctx, s, where, p, nil, nil, nil, &pinned)
-	return appErr
+	p, err = a.store.SetPostPinned(ctx, id, pinned, a.millis())
+	if errors.Is(err, postgres.ErrNotFound) {
+		return model.ErrPermission(where, s.UserID, "read_channel") // deleted meanwhile
+	}
+	if err != nil {
+		return internalErr(where, err)
+	}
+	if err := a.prepareForClient(ctx, []*model.Post{p}); err != nil {
+		return internalErr(where, err)
+	}
+	a.publishPostEvent(ctx, "post_edited", p, ws.Broadcast{ChannelID: p.ChannelID}, nil)
+	return nil
 }
 
 // DeletePost deletes a post: its author (while a member of the channel)

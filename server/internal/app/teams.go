@@ -495,7 +495,8 @@ func (a *App) TeamMember(ctx context.Context, s *model.Session, teamID, userID s
 }
 
 // RemoveTeamMember takes userID out of a team and its channels. Users may
-// leave; removing someone else needs team admin.
+// leave; removing someone else needs team admin. Besides leave_team, each
+// channel left gets user_removed, as RemoveChannelMember sends.
 func (a *App) RemoveTeamMember(ctx context.Context, s *model.Session, teamID, userID string) *model.AppError {
 	const where = "app.remove_team_member"
 	if userID != s.UserID {
@@ -525,6 +526,9 @@ func (a *App) RemoveTeamMember(ctx context.Context, s *model.Session, teamID, us
 	a.publish(ctx, &ws.Event{Name: "leave_team", Data: data,
 		Broadcast: ws.Broadcast{TeamID: teamID, OmitUsers: map[string]bool{userID: true}}})
 	a.publish(ctx, &ws.Event{Name: "leave_team", Data: data, Broadcast: ws.Broadcast{UserID: userID}})
+	for _, id := range left {
+		a.publishUserRemoved(ctx, id, userID, s.UserID)
+	}
 	return nil
 }
 

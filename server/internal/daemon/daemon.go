@@ -139,28 +139,53 @@ func (d *Daemon) Start(ctx context.Context) error {
 // Serving returns a channel that receives the HTTP server's exit error.
 func (d *Daemon) Serving() <-chan error { return d.served }
 
-// Stop drains and stops everything, in reverse start order: sockets are
-// closed with 1001 (going away) so clients reconnect elsewhere, in-flight
-// requests finish, then the database pool closes.
+// Stop budgets, each also bounded by the caller's context.
+const (
+	httpDrainTimeout = 15 * time.Second
+	hubStopTimeout   = 10 * time.Second
+)
+
+// Stop drains and stops everything, in reverse start order:
+//
+//  1. the listener closes and requests in flight finish, still publishing
+//     their events to the running hub, so every acknowledged write reaches
+//     the sockets;
+//  2. the sockets close with 1001 (going away), so clients reconnect
+//     elsewhere and resynchronise;
+//  3. the database pool closes once every connection is back, or Stop
+//     gives up on it when ctx ends.
 func (d *Daemon) Stop(ctx context.Context) error {
 	var errs []error
 	if d.stopJobs != nil {
 		d.stopJobs()
 		d.jobs.Wait()
 	}
-	if d.hub != nil {
-		errs = append(errs, d.hub.Stop(ctx))
-	}
 	if d.srv != nil {
-		if err := d.srv.Shutdown(ctx); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, httpDrainTimeout)
+		if err := d.srv.Shutdown(hctx); err != nil {
 			errs = append(errs, fmt.Errorf("daemon: http shutdown: %w", err))
 		}
+		cancel()
 		if err := <-d.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
 	}
+	if d.hub != nil {
+		hctx, cancel := context.WithTimeout(ctx, hubStopTimeout)
+		errs = append(errs, d.hub.Stop(hctx))
+		cancel()
+	}
 	if d.store != nil {
-		d.store.Close()
+		// pgxpool.Close waits for every acquired connection; a handler
+		// cut off by the drain timeout may still hold one until its
+		// statement_timeout fires.
+		closed := make(chan struct{})
+		go func() { d.store.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("daemon: database pool still busy at shutdown: %w", ctx.Err()))
+		}
 	}
 	d.log.Info("garrison stopped")
 	return errors.Join(errs...)
@@ -246,7 +271,9 @@ func APIOptions(cfg *config.Config, a *app.App, hub *ws.Hub, logger *slog.Logger
 		Version: buildinfo.Version(), MattermostVersion: MattermostVersion, ConfigHash: cfg.Hash(),
 		ClientConfig:           ClientConfig(cfg, diagID),
 		LoginFailuresPerMinute: 30,
-		TrustedProxyIPHeader:   ss.TrustedProxyIPHeader,
+		// Past the database's statement_timeout, with room for the rest.
+		RequestTimeout:       time.Duration(cfg.SqlSettings.QueryTimeout)*time.Second + 10*time.Second,
+		TrustedProxyIPHeader: ss.TrustedProxyIPHeader,
 	}
 	if rl := cfg.RateLimitSettings; rl.Enable {
 		o.RateLimit = &api.RateLimitOptions{PerSec: rl.PerSec, MaxBurst: rl.MaxBurst, MemoryStoreSize: rl.MemoryStoreSize,
@@ -279,5 +306,6 @@ func ClientConfig(cfg *config.Config, diagID string) map[string]string {
 		"ExperimentalEnableAuthenticationTransfer": "false", "CollapsedThreads": "disabled", "EnableReliableWebSockets": "true",
 		"FeatureFlagCollapsedThreads": "false", "WebsocketURL": "", "WebsocketPort": "80", "WebsocketSecurePort": "443",
 		"EnableDeveloper": b(ss.EnableDeveloper), "NoAccounts": "false",
+		"TimeBetweenUserTypingUpdatesMilliseconds": strconv.FormatInt(ss.TimeBetweenUserTypingUpdatesMilliseconds, 10),
 	}
 }

@@ -3,7 +3,6 @@ package model
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"time"
 )
 
 // idEncoding is Mattermost's base32 alphabet for ids.
@@ -34,7 +33,3 @@ func IsValidID(s string) bool {
 	}
 	return true
 }
-
-// Millis returns t as milliseconds since the epoch, Mattermost's timestamp
-// unit.
-func Millis(t time.Time) int64 { return t.UnixMilli() }

@@ -227,16 +227,6 @@ func (s *Store) ChannelsForUser(ctx context.Context, teamID, userID string, incl
 	return cs, nil
 }
 
-// CountTeamChannels returns the number of a team's unarchived channels.
-func (s *Store) CountTeamChannels(ctx context.Context, teamID string) (int64, error) {
-	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM channels WHERE team_id = $1 AND delete_at = 0`, teamID).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("channels: count: %w", mapErr(err))
-	}
-	return n, nil
-}
-
 // UpdateChannel writes the editable fields of c (display name, name,
 // header, purpose) and update_at.
 func (s *Store) UpdateChannel(ctx context.Context, c *model.Channel) error {
@@ -263,15 +253,35 @@ func (s *Store) ArchiveChannel(ctx context.Context, id string, now int64) (bool,
 	return tag.RowsAffected() == 1, nil
 }
 
-// AddChannelMember adds m; if the user already is a member the existing
-// membership is returned and added is false.
-func (s *Store) AddChannelMember(ctx context.Context, m *model.ChannelMember) (out *model.ChannelMember, added bool, err error) {
+// ErrNotTeamMember is returned by AddChannelMember when the user is not an
+// active member of the channel's team.
+var ErrNotTeamMember = errors.New("not an active team member")
+
+// AddChannelMember adds m to a channel of team teamID ("" for direct and
+// group messages, which have no team); if the user already is a member the
+// existing membership is returned and added is false. A team channel takes
+// only active team members (ErrNotTeamMember): the check and the insert are
+// one statement, and the check share-locks the team membership, so a
+// concurrent LeaveTeam either waits for the insert and then removes the
+// new membership with the others, or commits first and the insert finds
+// no active member.
+func (s *Store) AddChannelMember(ctx context.Context, m *model.ChannelMember, teamID string) (out *model.ChannelMember, added bool, err error) {
+	const ins = `INSERT INTO channel_members (channel_id, user_id, scheme_user, scheme_admin, notify_props, last_update_at)
+	SELECT $1, $2, true, $3, $4, $5
+	WHERE $6 = '' OR EXISTS (SELECT 1 FROM team_members tm
+		WHERE tm.team_id = $6 AND tm.user_id = $2 AND tm.delete_at = 0 FOR SHARE)
+	ON CONFLICT (channel_id, user_id) DO NOTHING`
 	err = s.InTx(ctx, func(tx pgx.Tx) error {
-		if added, err = insertChannelMember(ctx, tx, m); err != nil {
+		tag, err := tx.Exec(ctx, ins, m.ChannelID, m.UserID, m.SchemeAdmin, m.NotifyProps, m.LastUpdateAt, teamID)
+		if err != nil {
 			return err
 		}
+		added = tag.RowsAffected() == 1
 		out, err = scanChannelMember(tx.QueryRow(ctx, `SELECT `+channelMemberColumns+` FROM channel_members cm
 			WHERE cm.channel_id = $1 AND cm.user_id = $2`, m.ChannelID, m.UserID))
+		if errors.Is(err, ErrNotFound) {
+			return ErrNotTeamMember
+		}
 		return err
 	})
 	if err != nil {

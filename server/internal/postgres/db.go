@@ -84,9 +84,13 @@ func ParseConfig(o PoolOptions) (*pgxpool.Config, error) {
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = defaultConnectTimeout
 	}
-	// Keepalives notice a peer that vanished without closing the
-	// connection (packets dropped rather than refused).
-	d := &net.Dialer{Timeout: cc.ConnectTimeout, KeepAlive: 15 * time.Second}
+	// Keepalives notice an idle connection whose peer vanished without
+	// closing it (packets dropped rather than refused) within about 30 s;
+	// requests in flight are bounded by their context and the server's
+	// statement_timeout.
+	d := &net.Dialer{Timeout: cc.ConnectTimeout, KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
+	}}
 	cc.DialFunc = d.DialContext
 	if o.QueryTimeout > 0 {
 		ms := strconv.FormatInt(o.QueryTimeout.Milliseconds(), 10)

@@ -285,7 +285,8 @@ func (s *Store) GetPostsByIDs(ctx context.Context, ids []string, includeDeleted 
 }
 
 // ChannelPostsQuery selects a page of a channel's posts, newest first.
-// Before and After are exclusive cursor post ids; at most one is set. The
+// Before and After are exclusive cursor post ids; at most one is set, and
+// one that is not a post of the channel selects nothing. The
 // order is (create_at, id), which the index
 // posts_channel_id_create_at_idx serves for live posts.
 type ChannelPostsQuery struct {
@@ -307,12 +308,15 @@ type ChannelPostsPage struct {
 // plan, so the row comparison is an index condition on
 // posts_channel_id_create_at_idx (channel_id, create_at DESC, id DESC)
 // WHERE delete_at = 0; the live-only filter is spelled literally for the
-// planner to match the partial index.
+// planner to match the partial index. A cursor that is not a post of the
+// channel yields NULL, which no row compares with: the page is empty, and
+// nothing about another channel's post shows.
 const (
 	pageSelect   = `SELECT ` + postColumns + ` FROM posts p WHERE p.channel_id = $1`
 	pageLive     = ` AND p.delete_at = 0`
-	pageBefore   = ` AND (p.create_at, p.id) < ((SELECT c.create_at FROM posts c WHERE c.id = $4), $4)`
-	pageAfter    = ` AND (p.create_at, p.id) > ((SELECT c.create_at FROM posts c WHERE c.id = $4), $4)`
+	pageCursor   = `(SELECT c.create_at FROM posts c WHERE c.id = $4 AND c.channel_id = $1)`
+	pageBefore   = ` AND (p.create_at, p.id) < (` + pageCursor + `, $4)`
+	pageAfter    = ` AND (p.create_at, p.id) > (` + pageCursor + `, $4)`
 	pageNewFirst = ` ORDER BY p.create_at DESC, p.id DESC LIMIT $2 OFFSET $3`
 	pageOldFirst = ` ORDER BY p.create_at ASC, p.id ASC LIMIT $2 OFFSET $3`
 )
@@ -383,26 +387,6 @@ func (s *Store) ChannelPosts(ctx context.Context, q ChannelPostsQuery) (*Channel
 	return page, nil
 }
 
-// PostIDAround returns the id of the live post of the channel just newer
-// (newer=true) or just older than the point (createAt, id), or "".
-func (s *Store) PostIDAround(ctx context.Context, channelID string, createAt int64, id string, newer bool) (string, error) {
-	q := `SELECT p.id FROM posts p WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) < ($2, $3)
-		ORDER BY p.create_at DESC, p.id DESC LIMIT 1`
-	if newer {
-		q = `SELECT p.id FROM posts p WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) > ($2, $3)
-		ORDER BY p.create_at ASC, p.id ASC LIMIT 1`
-	}
-	var out string
-	err := s.pool.QueryRow(ctx, q, channelID, createAt, id).Scan(&out)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("posts: id around: %w", mapErr(err))
-	}
-	return out, nil
-}
-
 // PostsSince returns the channel's posts changed after since (created,
 // edited or deleted), newest first, at most MaxPostsSince.
 func (s *Store) PostsSince(ctx context.Context, channelID string, since int64) ([]*model.Post, error) {
@@ -443,72 +427,61 @@ func (s *Store) PinnedPosts(ctx context.Context, channelID string) ([]*model.Pos
 // before older ones, newest first, plus the ids of the posts just beyond
 // each end. The window is empty when nothing was posted after lastViewedAt.
 func (s *Store) UnreadWindow(ctx context.Context, channelID string, lastViewedAt int64, before, after int) (*ChannelPostsPage, error) {
+	// The posts from the anchor on are exactly those created after
+	// lastViewedAt (the anchor is the oldest of them), which is how the
+	// two sides are told apart below.
 	const q = `WITH anchor AS (
 		SELECT p.create_at, p.id FROM posts p
 		WHERE p.channel_id = $1 AND p.delete_at = 0 AND p.create_at > $2
 		ORDER BY p.create_at ASC, p.id ASC LIMIT 1
 	), newer AS (
-		SELECT ` + postColumns + `, 1 AS side FROM posts p, anchor f
+		SELECT ` + postColumns + ` FROM posts p, anchor f
 		WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) >= (f.create_at, f.id)
 		ORDER BY p.create_at ASC, p.id ASC LIMIT $4
 	), older AS (
-		SELECT ` + postColumns + `, 0 AS side FROM posts p, anchor f
+		SELECT ` + postColumns + ` FROM posts p, anchor f
 		WHERE p.channel_id = $1 AND p.delete_at = 0 AND (p.create_at, p.id) < (f.create_at, f.id)
 		ORDER BY p.create_at DESC, p.id DESC LIMIT $3
 	)
-	SELECT * FROM newer UNION ALL SELECT * FROM older`
+	SELECT * FROM newer UNION ALL SELECT * FROM older ORDER BY create_at DESC, id DESC`
 	// One extra row on each side gives the neighbours.
-	rows, err := s.pool.Query(ctx, q, channelID, lastViewedAt, before+1, after+1)
+	posts, err := collectPosts(s.pool.Query(ctx, q, channelID, lastViewedAt, before+1, after+1))
 	if err != nil {
-		return nil, fmt.Errorf("posts: unread window: %w", mapErr(err))
+		return nil, fmt.Errorf("posts: unread window: %w", err)
 	}
-	defer rows.Close()
-	var newer, older []*model.Post
-	for rows.Next() {
-		p := &model.Post{}
-		var props, files []byte
-		var side int
-		if err := rows.Scan(&p.ID, &p.CreateAt, &p.UpdateAt, &p.EditAt, &p.DeleteAt, &p.IsPinned, &p.UserID, &p.ChannelID,
-			&p.RootID, &p.OriginalID, &p.Message, &p.Type, &props, &p.Hashtags, &files, &p.PendingPostID,
-			&p.HasReactions, &p.ReplyCount, &p.LastReplyAt, &side); err != nil {
-			return nil, fmt.Errorf("posts: unread window: %w", mapErr(err))
-		}
-		if p.Props, err = decodeProps(props); err != nil {
-			return nil, fmt.Errorf("posts: unread window: %w", err)
-		}
-		if p.FileIDs, err = decodeFileIDs(files); err != nil {
-			return nil, fmt.Errorf("posts: unread window: %w", err)
-		}
-		if side == 1 {
-			newer = append(newer, p)
-		} else {
-			older = append(older, p)
+	split := len(posts)
+	for i, p := range posts {
+		if p.CreateAt <= lastViewedAt {
+			split = i
+			break
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("posts: unread window: %w", mapErr(err))
-	}
+	newer, older := posts[:split], posts[split:]
 	page := &ChannelPostsPage{}
 	if len(newer) > after {
-		page.Newer = newer[after].ID
-		newer = newer[:after]
+		page.Newer = newer[0].ID
+		newer = newer[1:]
 	}
 	if len(older) > before {
 		page.Older = older[before].ID
 		older = older[:before]
 	}
-	out := make([]*model.Post, 0, len(newer)+len(older))
-	for i := len(newer) - 1; i >= 0; i-- {
-		out = append(out, newer[i])
-	}
-	page.Posts = append(out, older...)
+	page.Posts = slices.Concat(newer, older)
 	return page, nil
 }
 
-// UpdatePost writes the editable fields of p: message, props, file_ids,
-// hashtags, is_pinned, edit_at and update_at. A deleted post is not
-// changed (ErrNotFound).
-func (s *Store) UpdatePost(ctx context.Context, p *model.Post) error {
+// ErrStale is returned by UpdatePost when the post is not as the caller
+// read it: changed since, deleted, or gone. Re-read it and try again.
+var ErrStale = errors.New("post changed since read")
+
+// UpdatePost writes the editable fields of p (message, props, file_ids,
+// hashtags, is_pinned, edit_at) if the stored post is still live and its
+// update_at is readUpdateAt, the value p was read with; otherwise it
+// changes nothing and returns ErrStale. It sets p.UpdateAt to now, or past
+// the old value if that is not earlier: edits and pins always move
+// update_at, so it is a version that no two of them share and the check
+// cannot miss a change made in the same millisecond.
+func (s *Store) UpdatePost(ctx context.Context, p *model.Post, readUpdateAt, now int64) error {
 	props, err := propsJSON(p.Props)
 	if err != nil {
 		return fmt.Errorf("posts: update: props: %w", err)
@@ -518,15 +491,34 @@ func (s *Store) UpdatePost(ctx context.Context, p *model.Post) error {
 		return fmt.Errorf("posts: update: file_ids: %w", err)
 	}
 	// One statement: the post and its channel's version change together.
-	const q = `WITH u AS (UPDATE posts SET message = $2, props = $3, file_ids = $4, hashtags = $5,
-		is_pinned = $6, edit_at = $7, update_at = $8 WHERE id = $1 AND delete_at = 0 RETURNING channel_id)
-	UPDATE channels SET post_version = post_version + 1 WHERE id IN (SELECT channel_id FROM u) RETURNING id`
-	var ch string
-	err = s.pool.QueryRow(ctx, q, p.ID, p.Message, props, files, p.Hashtags, p.IsPinned, p.EditAt, p.UpdateAt).Scan(&ch)
+	const q = `WITH u AS (UPDATE posts p SET message = $2, props = $3, file_ids = $4, hashtags = $5,
+			is_pinned = $6, edit_at = $7, update_at = GREATEST($8::bigint, p.update_at + 1)
+		WHERE p.id = $1 AND p.delete_at = 0 AND p.update_at = $9 RETURNING p.channel_id, p.update_at)
+	UPDATE channels c SET post_version = c.post_version + 1 FROM u WHERE c.id = u.channel_id RETURNING u.update_at`
+	err = s.pool.QueryRow(ctx, q, p.ID, p.Message, props, files, p.Hashtags, p.IsPinned, p.EditAt, now, readUpdateAt).
+		Scan(&p.UpdateAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("posts: update: %w", ErrStale)
+	}
 	if err != nil {
 		return fmt.Errorf("posts: update: %w", mapErr(err))
 	}
 	return nil
+}
+
+// SetPostPinned sets is_pinned of a live post, and nothing else but
+// update_at, so it cannot undo a concurrent edit of other fields. It
+// returns the post as stored; ErrNotFound if it is missing or deleted.
+func (s *Store) SetPostPinned(ctx context.Context, id string, pinned bool, now int64) (*model.Post, error) {
+	const q = `WITH u AS (UPDATE posts p SET is_pinned = $2, update_at = GREATEST($3::bigint, p.update_at + 1)
+		WHERE p.id = $1 AND p.delete_at = 0 RETURNING ` + postColumns + `),
+	v AS (UPDATE channels c SET post_version = c.post_version + 1 FROM u WHERE c.id = u.channel_id)
+	SELECT * FROM u`
+	p, err := scanPost(s.pool.QueryRow(ctx, q, id, pinned, now))
+	if err != nil {
+		return nil, fmt.Errorf("posts: set pinned: %w", err)
+	}
+	return p, nil
 }
 
 // DeletePost soft-deletes a post, and the replies of a root, at now, and
