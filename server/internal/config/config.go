@@ -80,6 +80,21 @@ type ServiceSettings struct {
 	PostEditTimeLimit int `json:"PostEditTimeLimit"`
 	// EnableUserAccessTokens allows personal access tokens.
 	EnableUserAccessTokens bool `json:"EnableUserAccessTokens"`
+
+	// Integrations (issue 3).
+
+	// EnableIncomingWebhooks allows incoming webhooks (POST /hooks/{id}).
+	EnableIncomingWebhooks bool `json:"EnableIncomingWebhooks"`
+	// EnablePostUsernameOverride lets webhook posts show another user name.
+	EnablePostUsernameOverride bool `json:"EnablePostUsernameOverride"`
+	// EnablePostIconOverride lets webhook posts show another icon.
+	EnablePostIconOverride bool `json:"EnablePostIconOverride"`
+
+	// Statuses (issue 3).
+
+	// EnableUserStatuses turns on automatic status changes (online on
+	// connect and activity, away when idle, offline on disconnect).
+	EnableUserStatuses bool `json:"EnableUserStatuses"`
 }
 
 // TeamSettings is Mattermost's TeamSettings section.
@@ -98,6 +113,11 @@ type TeamSettings struct {
 	ExperimentalDefaultChannels []string `json:"ExperimentalDefaultChannels"`
 	// RestrictCreationToDomains is a comma-separated list of allowed email domains.
 	RestrictCreationToDomains string `json:"RestrictCreationToDomains"`
+	// EnableUserDeactivation lets users deactivate their own account.
+	EnableUserDeactivation bool `json:"EnableUserDeactivation"`
+	// UserStatusAwayTimeout is how many seconds an online user may be idle
+	// before becoming away (Statuses, issue 3).
+	UserStatusAwayTimeout int64 `json:"UserStatusAwayTimeout"`
 }
 
 // SqlSettings is Mattermost's SqlSettings section.
@@ -128,10 +148,53 @@ type FileSettings struct {
 	EnableFileAttachments bool `json:"EnableFileAttachments"`
 	// MaxFileSize caps one upload, in bytes.
 	MaxFileSize int64 `json:"MaxFileSize"`
+	// MaxImageResolution caps width×height of an uploaded image, checked
+	// before it is decoded.
+	MaxImageResolution int64 `json:"MaxImageResolution"`
+	// EnablePublicLink allows links that fetch a file without a session.
+	EnablePublicLink bool `json:"EnablePublicLink"`
+	// PublicLinkSalt keys public links (at least 32 characters).
+	PublicLinkSalt string `json:"PublicLinkSalt" secret:"full"`
 	// DriverName is "local" or "amazons3".
 	DriverName string `json:"DriverName"`
 	// Directory is where the local driver keeps files.
 	Directory string `json:"Directory"`
+
+	// Blob store (amazons3 driver) and client limits; see docs/storage.md.
+
+	// MaxImageDecoderConcurrency caps images decoded at once; -1 means one
+	// per CPU.
+	MaxImageDecoderConcurrency int64 `json:"MaxImageDecoderConcurrency"`
+	// EnableMobileUpload lets mobile apps upload files.
+	EnableMobileUpload bool `json:"EnableMobileUpload"`
+	// EnableMobileDownload lets mobile apps download files.
+	EnableMobileDownload bool `json:"EnableMobileDownload"`
+	// AmazonS3AccessKeyId is the S3 access key; empty (with an empty
+	// secret) uses the machine's IAM role.
+	AmazonS3AccessKeyId string `json:"AmazonS3AccessKeyId"`
+	// AmazonS3SecretAccessKey is the S3 secret key.
+	AmazonS3SecretAccessKey string `json:"AmazonS3SecretAccessKey" secret:"full"`
+	// AmazonS3Bucket is the bucket; created at start-up when missing.
+	AmazonS3Bucket string `json:"AmazonS3Bucket"`
+	// AmazonS3PathPrefix is prepended to every object name.
+	AmazonS3PathPrefix string `json:"AmazonS3PathPrefix"`
+	// AmazonS3Region is the bucket's region; empty to discover it.
+	AmazonS3Region string `json:"AmazonS3Region"`
+	// AmazonS3Endpoint is host[:port] of the S3 service, without a scheme.
+	AmazonS3Endpoint string `json:"AmazonS3Endpoint"`
+	// AmazonS3SSL talks https to the endpoint.
+	AmazonS3SSL bool `json:"AmazonS3SSL"`
+	// AmazonS3SignV2 uses signature version 2 instead of 4.
+	AmazonS3SignV2 bool `json:"AmazonS3SignV2"`
+	// AmazonS3SSE asks for server-side encryption (SSE-S3) of each object.
+	AmazonS3SSE bool `json:"AmazonS3SSE"`
+	// AmazonS3Trace logs every S3 request to stderr (debugging only).
+	AmazonS3Trace bool `json:"AmazonS3Trace"`
+	// AmazonS3RequestTimeoutMilliseconds bounds each S3 call (and a stall
+	// of an upload or download).
+	AmazonS3RequestTimeoutMilliseconds int64 `json:"AmazonS3RequestTimeoutMilliseconds"`
+	// AmazonS3UploadPartSizeBytes is the multipart part size (at least 5 MiB).
+	AmazonS3UploadPartSizeBytes int64 `json:"AmazonS3UploadPartSizeBytes"`
 }
 
 // PasswordSettings is Mattermost's PasswordSettings section.
@@ -224,6 +287,9 @@ func Default() *Config {
 			MaximumLoginAttempts:                     10,
 			TrustedProxyIPHeader:                     []string{},
 			PostEditTimeLimit:                        -1,
+			// An appliance's own scripts post through webhooks (Mattermost's default too).
+			EnableIncomingWebhooks: true,
+			EnableUserStatuses:     true, // Statuses (issue 3)
 		},
 		TeamSettings: TeamSettings{
 			SiteName:           "Garrison",
@@ -232,6 +298,7 @@ func Default() *Config {
 			MaxUsersPerTeam:             100000,
 			MaxChannelsPerTeam:          100000,
 			ExperimentalDefaultChannels: []string{},
+			UserStatusAwayTimeout:       300, // Statuses (issue 3)
 		},
 		SqlSettings: SqlSettings{
 			DriverName:                  "postgres",
@@ -246,8 +313,17 @@ func Default() *Config {
 		FileSettings: FileSettings{
 			EnableFileAttachments: true,
 			MaxFileSize:           104857600,
+			MaxImageResolution:    33177600,
 			DriverName:            "local",
 			Directory:             "./data/",
+
+			MaxImageDecoderConcurrency:         -1,
+			EnableMobileUpload:                 true,
+			EnableMobileDownload:               true,
+			AmazonS3Endpoint:                   "s3.amazonaws.com",
+			AmazonS3SSL:                        true,
+			AmazonS3RequestTimeoutMilliseconds: 30000,
+			AmazonS3UploadPartSizeBytes:        5242880,
 		},
 		PasswordSettings: PasswordSettings{
 			MinimumLength: 8,

@@ -119,6 +119,7 @@ func (c *Config) Validate() error {
 	}
 	atLeast("TeamSettings.MaxUsersPerTeam", int64(t.MaxUsersPerTeam), 1)
 	atLeast("TeamSettings.MaxChannelsPerTeam", t.MaxChannelsPerTeam, 1)
+	atLeast("TeamSettings.UserStatusAwayTimeout", t.UserStatusAwayTimeout, 1) // Statuses (issue 3)
 
 	q := &c.SqlSettings
 	oneOf("SqlSettings.DriverName", q.DriverName, []string{"postgres"})
@@ -135,9 +136,32 @@ func (c *Config) Validate() error {
 
 	f := &c.FileSettings
 	atLeast("FileSettings.MaxFileSize", f.MaxFileSize, 1)
+	atLeast("FileSettings.MaxImageResolution", f.MaxImageResolution, 1)
+	if f.EnablePublicLink && len(f.PublicLinkSalt) < 32 {
+		errs.add("FileSettings.PublicLinkSalt", "must be at least 32 characters when EnablePublicLink is set")
+	}
 	oneOf("FileSettings.DriverName", f.DriverName, fileDrivers)
 	if f.DriverName == "local" && strings.TrimSpace(f.Directory) == "" {
 		errs.add("FileSettings.Directory", "is required when DriverName is local")
+	}
+	// Blob store settings.
+	if f.MaxImageDecoderConcurrency < -1 || f.MaxImageDecoderConcurrency == 0 {
+		errs.add("FileSettings.MaxImageDecoderConcurrency", "must be -1 (one per CPU) or at least 1, got %d", f.MaxImageDecoderConcurrency)
+	}
+	atLeast("FileSettings.AmazonS3RequestTimeoutMilliseconds", f.AmazonS3RequestTimeoutMilliseconds, 1)
+	atLeast("FileSettings.AmazonS3UploadPartSizeBytes", f.AmazonS3UploadPartSizeBytes, 5242880)
+	if f.DriverName == "amazons3" {
+		if strings.TrimSpace(f.AmazonS3Bucket) == "" {
+			errs.add("FileSettings.AmazonS3Bucket", "is required when DriverName is amazons3")
+		}
+		if strings.TrimSpace(f.AmazonS3Endpoint) == "" {
+			errs.add("FileSettings.AmazonS3Endpoint", "is required when DriverName is amazons3")
+		} else if strings.Contains(f.AmazonS3Endpoint, "://") {
+			errs.add("FileSettings.AmazonS3Endpoint", "must be host[:port] without a scheme (use AmazonS3SSL for https)")
+		}
+		if (f.AmazonS3AccessKeyId == "") != (f.AmazonS3SecretAccessKey == "") {
+			errs.add("FileSettings.AmazonS3SecretAccessKey", "AmazonS3AccessKeyId and AmazonS3SecretAccessKey must be set together (both empty uses the IAM role)")
+		}
 	}
 
 	if n := c.PasswordSettings.MinimumLength; n < minPasswordLength || n > maxPasswordLength {

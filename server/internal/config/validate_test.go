@@ -54,7 +54,22 @@ func TestValidate(t *testing.T) {
 		}, []string{"SqlSettings.DataSourceReplicas", "SqlSettings.DataSourceSearchReplicas"}},
 		{"no open conns", func(c *config.Config) { c.SqlSettings.MaxOpenConns = 0 }, []string{"SqlSettings.MaxOpenConns"}},
 		{"no query timeout", func(c *config.Config) { c.SqlSettings.QueryTimeout = 0 }, []string{"SqlSettings.QueryTimeout"}},
-		{"s3", func(c *config.Config) { c.FileSettings.DriverName = "amazons3"; c.FileSettings.Directory = "" }, nil},
+		{"s3", func(c *config.Config) {
+			c.FileSettings.DriverName, c.FileSettings.Directory, c.FileSettings.AmazonS3Bucket = "amazons3", "", "files"
+		}, nil},
+		{"s3 without bucket and endpoint", func(c *config.Config) {
+			c.FileSettings.DriverName, c.FileSettings.AmazonS3Endpoint = "amazons3", ""
+		}, []string{"FileSettings.AmazonS3Bucket", "FileSettings.AmazonS3Endpoint"}},
+		{"s3 endpoint with a scheme", func(c *config.Config) {
+			c.FileSettings.DriverName, c.FileSettings.AmazonS3Bucket, c.FileSettings.AmazonS3Endpoint = "amazons3", "b", "https://minio:9000"
+		}, []string{"FileSettings.AmazonS3Endpoint"}},
+		{"s3 access key without secret", func(c *config.Config) {
+			c.FileSettings.DriverName, c.FileSettings.AmazonS3Bucket, c.FileSettings.AmazonS3AccessKeyId = "amazons3", "b", "AKIA"
+		}, []string{"FileSettings.AmazonS3SecretAccessKey"}},
+		{"s3 limits", func(c *config.Config) {
+			c.FileSettings.AmazonS3RequestTimeoutMilliseconds, c.FileSettings.AmazonS3UploadPartSizeBytes = 0, 1<<20
+			c.FileSettings.MaxImageDecoderConcurrency = 0
+		}, []string{"FileSettings.MaxImageDecoderConcurrency", "FileSettings.AmazonS3RequestTimeoutMilliseconds", "FileSettings.AmazonS3UploadPartSizeBytes"}},
 		{"file driver", func(c *config.Config) { c.FileSettings.DriverName = "gcs" }, []string{"FileSettings.DriverName"}},
 		{"local without directory", func(c *config.Config) { c.FileSettings.Directory = "" }, []string{"FileSettings.Directory"}},
 		{"password length bounds", func(c *config.Config) { c.PasswordSettings.MinimumLength = 5 }, nil},
