@@ -141,6 +141,10 @@ func start(ctx context.Context) (h *harness, err error) {
 		return h, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	// The server refuses a missing file directory, as an admin's would.
+	if err := os.MkdirAll(filepath.Join(h.dir, "data"), 0o750); err != nil {
+		return h, err
+	}
 	srv.url = "http://" + addr
 	srv.wsURL = "ws://" + addr
 	if err := h.startServer(bin, []string{
@@ -149,6 +153,7 @@ func start(ctx context.Context) (h *harness, err error) {
 		"MM_SERVICESETTINGS_SITEURL=" + srv.url,
 		"MM_FILESETTINGS_DIRECTORY=" + filepath.Join(h.dir, "data"),
 		"MM_TEAMSETTINGS_ENABLEOPENSERVER=true",
+		"MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS=true", // integrations_test.go
 		"MM_LOGSETTINGS_CONSOLELEVEL=WARN",
 	}); err != nil {
 		return h, err

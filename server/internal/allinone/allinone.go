@@ -67,6 +67,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("allinone: %w", err)
 	}
+	// The server refuses a missing file directory (it could be an
+	// unmounted NAS); the all-in-one default lives under dir.
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o750); err != nil {
+		return fmt.Errorf("allinone: %w", err)
+	}
 	defaults := map[string]string{
 		"MM_SERVICESETTINGS_LISTENADDRESS": listenAddress,
 		"MM_FILESETTINGS_DIRECTORY":        filepath.Join(dir, "data"),

@@ -36,11 +36,13 @@ func (a *API) common(next http.Handler) http.Handler {
 		if r.Method == http.MethodGet {
 			h.Set("Expires", "0")
 		}
-		if a.o.MaxPayload > 0 && r.Body != nil {
+		// File routes bound their bodies themselves (FileSettings.MaxFileSize)
+		// and may outlast the request timeout: files are large.
+		if a.o.MaxPayload > 0 && r.Body != nil && !isFileRoute(r) {
 			r.Body = http.MaxBytesReader(w, r.Body, a.o.MaxPayload)
 		}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		if a.o.RequestTimeout > 0 && !strings.HasPrefix(r.URL.Path, "/api/v4/websocket") {
+		if a.o.RequestTimeout > 0 && !strings.HasPrefix(r.URL.Path, "/api/v4/websocket") && !isFileRoute(r) {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, a.o.RequestTimeout)
 			defer cancel()

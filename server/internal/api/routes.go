@@ -6,6 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/garrison-chat/garrison/server/internal/app"
 	"github.com/garrison-chat/garrison/server/internal/model"
 )
 
@@ -103,11 +104,81 @@ func (a *API) routes() http.Handler {
 		r.Post("/posts/ids/reactions", a.auth(a.getReactionsForPosts))
 		r.Delete("/users/{user_id}/posts/{post_id}/reactions/{emoji_name}", a.auth(a.removeReaction))
 
+		// Preferences.
+		r.Get("/users/{user_id}/preferences", a.auth(a.getPreferences))
+		r.Put("/users/{user_id}/preferences", a.auth(a.updatePreferences))
+		r.Post("/users/{user_id}/preferences/delete", a.auth(a.deletePreferences))
+		r.Get("/users/{user_id}/preferences/{category}", a.auth(a.getPreferencesByCategory))
+		r.Get("/users/{user_id}/preferences/{category}/name/{preference_name}", a.auth(a.getPreference))
+
+		// Search (issue 3): posts, users, channels.
+		r.Post("/teams/{team_id}/posts/search", a.auth(a.searchPostsInTeam))
+		r.Post("/posts/search", a.auth(a.searchPostsAllTeams))
+		r.Post("/users/search", a.auth(a.searchUsers))
+		r.Post("/teams/{team_id}/channels/search", a.auth(a.searchChannels))
+		r.Get("/teams/{team_id}/channels/autocomplete", a.auth(a.autocompleteChannels))
+		r.Get("/teams/{team_id}/channels/search_autocomplete", a.auth(a.searchAutocompleteChannels))
+
+		// Administration (issue 3): deactivation, roles, and 501 for the
+		// Mattermost features Garrison does not have yet.
+		r.Put("/users/{user_id}/active", a.auth(a.updateUserActive))
+		r.Put("/users/{user_id}/roles", a.auth(a.updateUserRoles))
+		r.Put("/teams/{team_id}/members/{user_id}/roles", a.auth(a.updateTeamMemberRoles))
+		r.Put("/channels/{channel_id}/members/{user_id}/roles", a.auth(a.updateChannelMemberRoles))
+		r.Put("/users/{user_id}/mfa", notImplemented("Multi-factor authentication"))
+		r.Post("/users/{user_id}/mfa/generate", notImplemented("Multi-factor authentication"))
+		r.Post("/users/migrate_auth/ldap", notImplemented("LDAP"))
+		r.Post("/users/migrate_auth/saml", notImplemented("SAML"))
+		r.Post("/license", notImplemented("License upload"))
+		r.Delete("/license", notImplemented("License upload"))
+		for _, f := range []struct{ prefix, feature string }{
+			{"/ldap", "LDAP"}, {"/saml", "SAML"}, {"/oauth", "OAuth 2.0 applications"},
+			{"/compliance", "Compliance export"}, {"/data_retention", "Data retention"}, {"/plugins", "Plugins"},
+			{"/jobs", "Jobs"}, {"/elasticsearch", "Elasticsearch"}, {"/exports", "Bulk export"},
+			{"/imports", "Bulk import"}, {"/emoji", "Custom emoji"}, {"/bots", "Bots"}, {"/groups", "User groups"},
+		} {
+			r.HandleFunc(f.prefix, notImplemented(f.feature))
+			r.HandleFunc(f.prefix+"/*", notImplemented(f.feature))
+		}
+
+		// Files (issue 3): uploads, downloads, renditions, links.
+		r.Post("/files", a.auth(a.uploadFiles))
+		r.Get("/files/{file_id}", a.authTrust(a.serveFile(app.FileOriginal)))
+		r.Get("/files/{file_id}/thumbnail", a.authTrust(a.serveFile(app.FileThumbnail)))
+		r.Get("/files/{file_id}/preview", a.authTrust(a.serveFile(app.FilePreview)))
+		r.Get("/files/{file_id}/info", a.auth(a.getFileInfo))
+		r.Get("/files/{file_id}/link", a.auth(a.getFileLink))
+		r.Get("/posts/{post_id}/files/info", a.auth(a.getFileInfosForPost))
+
+		// Statuses (issue 3).
+		r.Get("/users/{user_id}/status", a.auth(a.getUserStatus))
+		r.Put("/users/{user_id}/status", a.auth(a.updateUserStatus))
+		r.Post("/users/status/ids", a.auth(a.getUserStatusesByIDs))
+
+		// Integrations (issue 3): incoming webhooks, personal access tokens.
+		r.Post("/hooks/incoming", a.auth(a.createIncomingHook))
+		r.Get("/hooks/incoming", a.auth(a.getIncomingHooks))
+		r.Get("/hooks/incoming/{hook_id}", a.auth(a.getIncomingHook))
+		r.Put("/hooks/incoming/{hook_id}", a.auth(a.updateIncomingHook))
+		r.Delete("/hooks/incoming/{hook_id}", a.auth(a.deleteIncomingHook))
+		r.Post("/users/{user_id}/tokens", a.auth(a.createUserAccessToken))
+		r.Get("/users/{user_id}/tokens", a.auth(a.getUserAccessTokensForUser))
+		r.Get("/users/tokens", a.auth(a.getUserAccessTokens))
+		r.Get("/users/tokens/{token_id}", a.auth(a.getUserAccessToken))
+		r.Post("/users/tokens/revoke", a.auth(a.revokeUserAccessToken))
+		r.Post("/users/tokens/disable", a.auth(a.setUserAccessTokenActive(false)))
+		r.Post("/users/tokens/enable", a.auth(a.setUserAccessTokenActive(true)))
+
 		// System.
 		r.Get("/system/ping", a.handle(a.ping))
 		r.Get("/config/client", a.handle(a.clientConfig))
 		r.Get("/license/client", a.handle(a.clientLicense))
 	})
+	// Files (issue 3): public links live outside /api/v4, as in Mattermost.
+	r.Get("/files/{file_id}/public", a.handle(a.getPublicFile))
+	// Integrations (issue 3): a webhook's URL is outside /api/v4 and needs
+	// no session, as in Mattermost.
+	r.Post("/hooks/{hook_id}", a.handle(a.incomingWebhook()))
 	// The WebSocket upgrade is outside the gzip middleware: compression
 	// would wrap the hijacked connection.
 	if a.o.WebSocket != nil {

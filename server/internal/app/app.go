@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/garrison-chat/garrison/server/internal/blob"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
 	"github.com/garrison-chat/garrison/server/internal/ws"
@@ -55,6 +56,41 @@ type Settings struct {
 	MaxPostSize         int
 	// FileDirectory is FileSettings.Directory (local driver).
 	FileDirectory string
+
+	// Files (issue 3, uploads): FileSettings.
+	// EnableFileAttachments allows uploads.
+	EnableFileAttachments bool
+	// MaxFileSize bounds one file, in bytes; 0 means 100 MiB.
+	MaxFileSize int64
+	// MaxImageResolution bounds width×height of an image; 0 means
+	// Mattermost's default, 7680×4320.
+	MaxImageResolution int64
+	// EnablePublicLink allows GET /files/{id}/link.
+	EnablePublicLink bool
+	// PublicLinkSalt keys the public link hash.
+	PublicLinkSalt string
+
+	// Integrations (issue 3): ServiceSettings.
+	// EnableIncomingWebhooks allows incoming webhooks.
+	EnableIncomingWebhooks bool
+	// EnablePostUsernameOverride and EnablePostIconOverride let webhook
+	// posts show another name and icon.
+	EnablePostUsernameOverride bool
+	EnablePostIconOverride     bool
+	// EnableUserAccessTokens allows personal access tokens.
+	EnableUserAccessTokens bool
+
+	// Administration (issue 3): TeamSettings.
+	// EnableUserDeactivation lets users deactivate their own account.
+	EnableUserDeactivation bool
+
+	// Statuses and typing (issue 3).
+	// EnableUserStatuses turns on automatic status changes
+	// (ServiceSettings.EnableUserStatuses); manual ones always work.
+	EnableUserStatuses bool
+	// UserStatusAwayTimeout is how long an online user may be idle before
+	// becoming away (TeamSettings.UserStatusAwayTimeout); 0 means 300 s.
+	UserStatusAwayTimeout time.Duration
 }
 
 // PasswordRules are PasswordSettings.
@@ -74,6 +110,10 @@ type Options struct {
 	NodeID string
 	// BcryptCost is the password hashing cost; 0 means bcrypt.DefaultCost.
 	BcryptCost int
+
+	// Files (issue 3, uploads) holds file contents; nil means a local
+	// store in Settings.FileDirectory.
+	Files blob.Store
 }
 
 // App implements the rules.
@@ -89,6 +129,14 @@ type App struct {
 	typing   *typingThrottle
 	bcrypt   int
 	pw       passwords // bounds password work; zero value ready
+
+	// Files (issue 3, uploads).
+	files     blob.Store
+	filesErr  error         // why files is nil, reported on upload
+	imageWork chan struct{} // bounds concurrent image decodes
+
+	// Statuses and typing (issue 3).
+	statuses *statusTracker
 }
 
 // MaxPostSizeDefault is Mattermost's post size limit in characters.
@@ -113,6 +161,9 @@ func New(o Options) *App {
 		interval = typingMinInterval
 	}
 	a.typing = newTypingThrottle(interval, typingThrottleMax)
+	a.initFiles(o) // Files (issue 3, uploads)
+	// Statuses and typing (issue 3).
+	a.statuses = newStatusTracker()
 	return a
 }
 

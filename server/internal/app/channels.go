@@ -968,6 +968,9 @@ func invalidWSParam(action, name string) *model.AppError {
 // other than authentication and ping.
 func (a *App) HandleAction(ctx context.Context, s ws.Session, connID, action string, data json.RawMessage) (any, error) {
 	const where = "app.handle_action"
+	if isStatusAction(action) { // Statuses (issue 3): app/status.go
+		return a.handleStatusAction(ctx, s, action, data)
+	}
 	switch action {
 	case "user_typing":
 		var d struct {

@@ -3,30 +3,24 @@ package app
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"time"
 )
 
-// FileStoreCheck reports whether the local file store is usable: the
-// directory exists and a file can be written and removed in it, as
-// Mattermost's TestFileStoreConnection does.
+// fileStoreCheckTimeout bounds the health probe, so a hung NAS or S3
+// endpoint makes the ping answer UNHEALTHY instead of hanging it.
+const fileStoreCheckTimeout = 10 * time.Second
+
+// FileStoreCheck reports whether the file store is usable: it writes,
+// reads back and deletes a probe object, as Mattermost's
+// TestFileStoreConnection does.
 func (a *App) FileStoreCheck(ctx context.Context) error {
-	dir := a.set.FileDirectory
-	if dir == "" {
-		return fmt.Errorf("files: no directory configured")
+	if a.files == nil {
+		return fmt.Errorf("files: check: %w", a.filesErr)
 	}
-	f, err := os.CreateTemp(dir, ".garrison-health-*")
-	if err != nil {
+	ctx, cancel := context.WithTimeout(ctx, fileStoreCheckTimeout)
+	defer cancel()
+	if err := a.files.Check(ctx); err != nil {
 		return fmt.Errorf("files: check: %w", err)
-	}
-	name := f.Name()
-	_, werr := f.Write([]byte("ok"))
-	cerr := f.Close()
-	rerr := os.Remove(name)
-	for _, e := range []error{werr, cerr, rerr} {
-		if e != nil {
-			return fmt.Errorf("files: check %s: %w", filepath.Base(name), e)
-		}
 	}
 	return nil
 }

@@ -120,6 +120,12 @@ func hasNUL(v any) bool {
 // CreatePost creates a post as the session's user and publishes `posted`.
 // A retry with the same pending_post_id returns the first post.
 func (a *App) CreatePost(ctx context.Context, s *model.Session, in *model.Post, setOnline bool) (*model.Post, *model.AppError) {
+	return a.createPost(ctx, s, in, setOnline, nil)
+}
+
+// createPost is CreatePost; trusted are props only the server may set
+// (from_webhook...), added after the client's server props are dropped.
+func (a *App) createPost(ctx context.Context, s *model.Session, in *model.Post, setOnline bool, trusted map[string]any) (*model.Post, *model.AppError) {
 	const where = "app.create_post"
 	if !model.IsValidID(in.ChannelID) {
 		return nil, model.ErrInvalidBody(where, "channel_id")
@@ -138,6 +144,12 @@ func (a *App) CreatePost(ctx context.Context, s *model.Session, in *model.Post, 
 		Message: in.Message, Type: in.Type, Props: in.Props, FileIDs: in.FileIDs, PendingPostID: in.PendingPostID,
 	}
 	stripServerProps(p.Props)
+	if len(trusted) > 0 {
+		if p.Props == nil {
+			p.Props = map[string]any{}
+		}
+		maps.Copy(p.Props, trusted)
+	}
 	if err := a.checkPostContent(where, p); err != nil {
 		return nil, err
 	}
@@ -161,15 +173,11 @@ func (a *App) CreatePost(ctx context.Context, s *model.Session, in *model.Post, 
 	var m postgres.PostMentions
 	if ch.Type == model.ChannelDirect {
 		m.Everyone = true
-	} else if words := mentionWords(p.Message); len(words) > 0 {
-		var users map[string]string
-		if names := mentionLookups(words); len(names) > 0 {
-			var err error
-			if users, err = a.store.UserIDsByUsernames(ctx, names); err != nil {
-				return nil, internalErr(where, err)
-			}
+	} else {
+		var err error
+		if m, err = a.findMentions(ctx, ch.ID, s.UserID, p.Message); err != nil {
+			return nil, internalErr(where, err)
 		}
-		m.UserIDs, m.Everyone = resolveMentions(words, users)
 	}
 	res, err := a.store.CreatePost(ctx, p, m, now)
 	if err != nil {
@@ -180,6 +188,9 @@ func (a *App) CreatePost(ctx context.Context, s *model.Session, in *model.Post, 
 	}
 	out := res.Post
 	out.Metadata = &model.PostMetadata{}
+	if err := a.addFileMetadata(ctx, []*model.Post{out}); err != nil { // Files (issue 3)
+		return nil, internalErr(where, err)
+	}
 	if res.Duplicate {
 		if err := a.prepareForClient(ctx, []*model.Post{out}); err != nil {
 			return nil, internalErr(where, err)
@@ -204,11 +215,7 @@ func (a *App) CreatePost(ctx context.Context, s *model.Session, in *model.Post, 
 		"team_id":              ch.TeamID,
 		"set_online":           setOnline,
 	}
-	if len(res.Mentioned) > 0 {
-		b, _ := json.Marshal(res.Mentioned)
-		data["mentions"] = string(b)
-	}
-	a.publish(ctx, &ws.Event{Name: "posted", Data: data, Broadcast: ws.Broadcast{ChannelID: ch.ID}})
+	a.publishPosted(ctx, ch.ID, data, res.Mentioned)
 	return out, nil
 }
 
@@ -315,6 +322,9 @@ func (a *App) prepareForClient(ctx context.Context, posts []*model.Post) error {
 			withReactions = append(withReactions, p.ID)
 		}
 	}
+	if err := a.addFileMetadata(ctx, posts); err != nil { // Files (issue 3)
+		return err
+	}
 	if len(withReactions) == 0 {
 		return nil
 	}
@@ -420,6 +430,9 @@ func (a *App) fillPostList(ctx context.Context, list *model.PostList, posts []*m
 			}
 			all = append(all[:len(all):len(all)], extra...)
 		}
+	}
+	if err := a.addParticipants(ctx, all); err != nil {
+		return err
 	}
 	return a.prepareForClient(ctx, all)
 }

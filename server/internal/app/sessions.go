@@ -22,7 +22,7 @@ func (a *App) Session(ctx context.Context, token string) (*model.Session, *model
 		return nil, model.ErrSessionExpired(where)
 	}
 	now := a.millis()
-	s, err := a.sessions.lookup(ctx, token, a.store.GetSessionByToken)
+	s, err := a.sessions.lookup(ctx, token, a.loadSession)
 	if err != nil {
 		if errors.Is(err, postgres.ErrNotFound) {
 			return nil, model.ErrSessionExpired(where)
@@ -33,7 +33,8 @@ func (a *App) Session(ctx context.Context, token string) (*model.Session, *model
 		a.sessions.removeID(s.ID)
 		return nil, model.ErrSessionExpired(where).Detail("session expired")
 	}
-	if now-s.LastActivityAt > sessionActivityInterval.Milliseconds() {
+	// A personal access token's session has no row to touch (tokens.go).
+	if now-s.LastActivityAt > sessionActivityInterval.Milliseconds() && !s.IsUserAccessToken() {
 		var extend int64
 		if a.set.ExtendSessionWithUse {
 			extend = now + a.sessionLength(s.DeviceID).Milliseconds()
@@ -143,8 +144,7 @@ func (a *App) Login(ctx context.Context, req model.LoginRequest, props model.Str
 		return nil, invalid
 	}
 	if u.DeleteAt != 0 {
-		return nil, model.NewAppError(where, "api.user.login.inactive.app_error", http.StatusUnauthorized,
-			"Login failed because your account has been deactivated. Please contact an administrator.")
+		return nil, errInactive(where)
 	}
 	if u.FailedAttempts > 0 {
 		if _, err := a.store.RecordLoginAttempt(ctx, u.ID, true); err != nil {
@@ -179,6 +179,10 @@ func (a *App) createSession(ctx context.Context, u *model.User, deviceID string,
 	}
 	s.Props["csrf"] = s.CSRF
 	revoked, err := a.store.CreateSession(ctx, s)
+	if errors.Is(err, postgres.ErrNotFound) {
+		// Deactivated between the password check and now.
+		return nil, errInactive("app.create_session")
+	}
 	if err != nil {
 		return nil, internalErr("app.create_session", err)
 	}
@@ -266,4 +270,10 @@ func (a *App) CleanupSessions(ctx context.Context) (int64, error) {
 		a.dropSession(id)
 	}
 	return int64(len(ids)), nil
+}
+
+// errInactive refuses a login to a deactivated account.
+func errInactive(where string) *model.AppError {
+	return model.NewAppError(where, "api.user.login.inactive.app_error", http.StatusUnauthorized,
+		"Login failed because your account has been deactivated. Please contact an administrator.")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/garrison-chat/garrison/internal/buildinfo"
 	"github.com/garrison-chat/garrison/server/internal/api"
 	"github.com/garrison-chat/garrison/server/internal/app"
+	"github.com/garrison-chat/garrison/server/internal/blob"
 	"github.com/garrison-chat/garrison/server/internal/config"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
@@ -39,6 +40,8 @@ type Daemon struct {
 	hub   *ws.Hub
 	srv   *http.Server
 	ln    net.Listener
+
+	statusJobs *app.StatusJobs // Statuses (issue 3): away and DND sweeps
 
 	stopJobs context.CancelFunc
 	jobs     sync.WaitGroup
@@ -87,22 +90,32 @@ func (d *Daemon) Start(ctx context.Context) error {
 		store.Close()
 		return err
 	}
-	if cfg.FileSettings.DriverName == "local" {
-		if err := os.MkdirAll(cfg.FileSettings.Directory, 0o750); err != nil {
-			store.Close()
-			return fmt.Errorf("daemon: file directory: %w", err)
-		}
+	// A missing local file directory is an error, not created here: it is
+	// more likely an unmounted NAS than a new install (docs/storage.md).
+
+	// Files (issue 3): the blob store of FileSettings.
+	files, err := blob.New(ctx, blobOptions(cfg.FileSettings))
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("daemon: file store: %w", err)
 	}
 
-	d.app = app.New(app.Options{Store: store, Logger: d.log, Settings: Settings(cfg), NodeID: d.nodeID})
+	d.app = app.New(app.Options{Store: store, Logger: d.log, Settings: Settings(cfg), NodeID: d.nodeID, Files: files})
 	host, _ := os.Hostname()
 	d.hub = ws.New(ws.Options{
 		Auth: d.app, Audience: d.app, Actions: d.app, TokenFromRequest: api.WSToken,
 		SiteURL: cfg.ServiceSettings.SiteURL, Logger: d.log.With("component", "ws"),
 		ServerVersion: MattermostVersion + "." + buildinfo.Version() + "." + cfg.Hash() + ".false", Hostname: host,
+		OnConnections: d.app.UserConnections, OnActivity: d.app.UserActivity, // Statuses (issue 3)
 	})
 	d.app.SetPublisher(d.hub)
 	if err := d.hub.Start(ctx); err != nil {
+		store.Close()
+		return err
+	}
+	d.statusJobs = d.app.NewStatusJobs(0) // Statuses (issue 3)
+	if err := d.statusJobs.Start(ctx); err != nil {
+		_ = d.hub.Stop(ctx)
 		store.Close()
 		return err
 	}
@@ -169,6 +182,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		if err := <-d.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if d.statusJobs != nil { // Statuses (issue 3)
+		errs = append(errs, d.statusJobs.Stop(ctx))
 	}
 	if d.hub != nil {
 		hctx, cancel := context.WithTimeout(ctx, hubStopTimeout)
@@ -258,6 +274,16 @@ func Settings(cfg *config.Config) app.Settings {
 		EnableUserTypingMessages: ss.EnableUserTypingMessages,
 		EnableChannelViewed:      ss.EnableChannelViewedMessages,
 		FileDirectory:            cfg.FileSettings.Directory,
+		EnableUserDeactivation:   ts.EnableUserDeactivation, // administration
+		// Statuses (issue 3).
+		EnableUserStatuses: ss.EnableUserStatuses, UserStatusAwayTimeout: time.Duration(ts.UserStatusAwayTimeout) * time.Second,
+		// Files (issue 3).
+		EnableFileAttachments: cfg.FileSettings.EnableFileAttachments, MaxFileSize: cfg.FileSettings.MaxFileSize,
+		MaxImageResolution: cfg.FileSettings.MaxImageResolution,
+		EnablePublicLink:   cfg.FileSettings.EnablePublicLink, PublicLinkSalt: cfg.FileSettings.PublicLinkSalt,
+		// Integrations (issue 3).
+		EnableIncomingWebhooks: ss.EnableIncomingWebhooks, EnablePostUsernameOverride: ss.EnablePostUsernameOverride,
+		EnablePostIconOverride: ss.EnablePostIconOverride, EnableUserAccessTokens: ss.EnableUserAccessTokens,
 	}
 }
 
@@ -298,14 +324,18 @@ func ClientConfig(cfg *config.Config, diagID string) map[string]string {
 		"PasswordRequireLowercase": b(ps.Lowercase), "PasswordRequireUppercase": b(ps.Uppercase),
 		"PasswordRequireNumber": b(ps.Number), "PasswordRequireSymbol": b(ps.Symbol),
 		"EnableFileAttachments": b(fs.EnableFileAttachments), "MaxFileSize": strconv.FormatInt(fs.MaxFileSize, 10),
+		"EnablePublicLink": b(fs.EnablePublicLink), "EnableMobileFileUpload": "true", "EnableMobileFileDownload": "true",
 		"MaxPostSize": strconv.Itoa(app.MaxPostSizeDefault), "PostEditTimeLimit": strconv.Itoa(ss.PostEditTimeLimit),
 		"RestrictDirectMessage": "any", "TeammateNameDisplay": "username", "ShowEmailAddress": b(cfg.PrivacySettings.ShowEmailAddress),
 		"ShowFullName": b(cfg.PrivacySettings.ShowFullName), "EnableCustomEmoji": "false", "EnableLdap": "false",
 		"EnableSaml": "false", "EnableMultifactorAuthentication": "false", "EnforceMultifactorAuthentication": "false",
-		"SendPushNotifications": "false", "EnablePostUsernameOverride": "false", "EnablePostIconOverride": "false",
+		"SendPushNotifications": "false", "EnablePostUsernameOverride": b(ss.EnablePostUsernameOverride), "EnablePostIconOverride": b(ss.EnablePostIconOverride),
 		"ExperimentalEnableAuthenticationTransfer": "false", "CollapsedThreads": "disabled", "EnableReliableWebSockets": "true",
 		"FeatureFlagCollapsedThreads": "false", "WebsocketURL": "", "WebsocketPort": "80", "WebsocketSecurePort": "443",
 		"EnableDeveloper": b(ss.EnableDeveloper), "NoAccounts": "false",
 		"TimeBetweenUserTypingUpdatesMilliseconds": strconv.FormatInt(ss.TimeBetweenUserTypingUpdatesMilliseconds, 10),
+		"EnableUserDeactivation":                   b(ts.EnableUserDeactivation), // administration
+		"EnableIncomingWebhooks":                   b(ss.EnableIncomingWebhooks), // integrations
+		"EnableUserAccessTokens":                   b(ss.EnableUserAccessTokens), // integrations
 	}
 }

@@ -107,9 +107,15 @@ type PostMentions struct {
 	// UserIDs are the explicitly mentioned users; those who are not
 	// members of the channel are ignored.
 	UserIDs []string
-	// Everyone mentions every member but the sender (@channel, @all,
-	// @here, and the other member of a direct message).
+	// Everyone mentions every member but the sender (the other member of
+	// a direct message).
 	Everyone bool
+	// ChannelWide mentions every member but the sender (@channel, @all,
+	// @here) who has not turned channel mentions off: user notify_props
+	// channel "false", channel member notify_props
+	// ignore_channel_mentions "on", or a muted channel (mark_unread
+	// "mention") whose ignore_channel_mentions is "default".
+	ChannelWide bool
 }
 
 // CreatedPost is the outcome of CreatePost.
@@ -143,8 +149,12 @@ const (
 
 	// The root's update_at moves so that clients syncing with `since` see
 	// its new reply count.
+	// The replier joins the thread's participants (once, in the order
+	// of first reply).
 	bumpRootSQL = `UPDATE posts SET reply_count = reply_count + 1,
-		last_reply_at = GREATEST(last_reply_at, $2), update_at = GREATEST(update_at, $2)
+		last_reply_at = GREATEST(last_reply_at, $2), update_at = GREATEST(update_at, $2),
+		participants = CASE WHEN $4::text = ANY(participants) THEN participants
+			ELSE array_append(participants, $4::text) END
 	WHERE id = $1 AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $3)
 	RETURNING reply_count, last_reply_at`
 
@@ -162,13 +172,33 @@ const (
 	FROM channels c
 	WHERE c.id = $1 AND cm.channel_id = $1 AND cm.user_id = $2 AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $4)`
 
-	bumpMentionsSQL = `UPDATE channel_members SET mention_count = mention_count + 1,
-		mention_count_root = mention_count_root + CASE WHEN $4 THEN 1 ELSE 0 END, last_update_at = $5
-	WHERE channel_id = $1 AND user_id <> $2 AND ($3 OR user_id = ANY($6))
+	bumpMentionsSQL = `UPDATE channel_members cm SET mention_count = cm.mention_count + 1,
+		mention_count_root = cm.mention_count_root + CASE WHEN $4 THEN 1 ELSE 0 END, last_update_at = $5
+	FROM users u
+	WHERE cm.channel_id = $1 AND cm.user_id <> $2 AND u.id = cm.user_id
+		AND ($3 OR cm.user_id = ANY($6) OR ($8 AND COALESCE(u.notify_props->>'channel', '') <> 'false'
+			AND COALESCE(cm.notify_props->>'ignore_channel_mentions', '') <> 'on'
+			AND NOT (COALESCE(cm.notify_props->>'mark_unread', '') = 'mention'
+				AND COALESCE(cm.notify_props->>'ignore_channel_mentions', '') IN ('', 'default'))))
 		AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $7)
-	RETURNING user_id`
+	RETURNING cm.user_id`
 
 	senderNameSQL = `SELECT username FROM users WHERE id = $1`
+
+	// attachFilesSQL links the listed files to the new post: only files
+	// of its sender, uploaded to its channel and not yet attached to a
+	// post (a concurrent post claiming the same file waits on the row lock
+	// and then finds it taken). The post keeps the ids that were attached,
+	// in the order given; the others are dropped, as Mattermost does.
+	attachFilesSQL = `WITH att AS (
+		UPDATE file_infos f SET post_id = $1, update_at = $5
+		WHERE f.id = ANY($2) AND f.creator_id = $3 AND f.channel_id = $4 AND f.post_id = '' AND f.delete_at = 0
+			AND EXISTS (SELECT 1 FROM posts n WHERE n.id = $1)
+		RETURNING f.id)
+	UPDATE posts SET file_ids = (SELECT COALESCE(jsonb_agg(u.id ORDER BY u.ord), '[]'::jsonb)
+		FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord) WHERE u.id IN (SELECT id FROM att))
+	WHERE id = $1
+	RETURNING file_ids`
 )
 
 // CreatePost stores p (whose ID, CreateAt, UserID and ChannelID are set)
@@ -188,18 +218,21 @@ func (s *Store) CreatePost(ctx context.Context, p *model.Post, m PostMentions, n
 	b := &pgx.Batch{}
 	b.Queue(insertPostSQL, p.ID, p.CreateAt, p.UserID, p.ChannelID, p.RootID, p.Message, p.Type,
 		props, p.Hashtags, files, p.PendingPostID)
+	if len(p.FileIDs) > 0 {
+		b.Queue(attachFilesSQL, p.ID, p.FileIDs, p.UserID, p.ChannelID, p.CreateAt)
+	}
 	if !isRoot {
-		b.Queue(bumpRootSQL, p.RootID, p.CreateAt, p.ID)
+		b.Queue(bumpRootSQL, p.RootID, p.CreateAt, p.ID, p.UserID)
 	}
 	b.Queue(bumpChannelSQL, p.ChannelID, p.CreateAt, isRoot, p.ID)
 	b.Queue(markSenderReadSQL, p.ChannelID, p.UserID, now, p.ID)
-	mentions := m.Everyone || len(m.UserIDs) > 0
+	mentions := m.Everyone || m.ChannelWide || len(m.UserIDs) > 0
 	if mentions {
 		ids := m.UserIDs
 		if ids == nil {
 			ids = []string{}
 		}
-		b.Queue(bumpMentionsSQL, p.ChannelID, p.UserID, m.Everyone, isRoot, now, ids, p.ID)
+		b.Queue(bumpMentionsSQL, p.ChannelID, p.UserID, m.Everyone, isRoot, now, ids, p.ID, m.ChannelWide)
 	}
 	b.Queue(senderNameSQL, p.UserID)
 
@@ -214,6 +247,16 @@ func (s *Store) CreatePost(ctx context.Context, p *model.Post, m PostMentions, n
 				return err
 			}
 			inserted = false
+		}
+		if len(p.FileIDs) > 0 {
+			var attached []byte
+			if err := br.QueryRow().Scan(&attached); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			} else if err == nil {
+				if p.FileIDs, err = decodeFileIDs(attached); err != nil {
+					return err
+				}
+			}
 		}
 		if !isRoot {
 			if err := br.QueryRow().Scan(&p.ReplyCount, &p.LastReplyAt); err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -521,6 +564,14 @@ func (s *Store) SetPostPinned(ctx context.Context, id string, pinned bool, now i
 	return p, nil
 }
 
+// dropReplySQL updates a root ($1) at $2 for the removal of a live reply
+// by $3: one reply fewer, and the author leaves the participants unless
+// they have another live reply in the thread.
+const dropReplySQL = `UPDATE posts SET reply_count = GREATEST(reply_count - 1, 0), update_at = $2,
+	participants = CASE WHEN EXISTS (SELECT 1 FROM posts r WHERE r.root_id = $1 AND r.user_id = $3 AND r.delete_at = 0)
+		THEN participants ELSE array_remove(participants, $3::text) END
+	WHERE id = $1`
+
 // DeletePost soft-deletes a post, and the replies of a root, at now, and
 // records who deleted it in its props (deleteBy). Deleting a reply lowers
 // its root's reply count.
@@ -536,8 +587,7 @@ func (s *Store) DeletePost(ctx context.Context, p *model.Post, deleteBy string, 
 			return ErrNotFound
 		}
 		if p.RootID != "" {
-			if _, err := tx.Exec(ctx, `UPDATE posts SET reply_count = GREATEST(reply_count - 1, 0), update_at = $2
-				WHERE id = $1`, p.RootID, now); err != nil {
+			if _, err := tx.Exec(ctx, dropReplySQL, p.RootID, now, p.UserID); err != nil {
 				return err
 			}
 		}
@@ -564,8 +614,7 @@ func (s *Store) PermanentDeletePost(ctx context.Context, p *model.Post, now int6
 			return err
 		}
 		if live && p.RootID != "" {
-			if _, err := tx.Exec(ctx, `UPDATE posts SET reply_count = GREATEST(reply_count - 1, 0), update_at = $2
-				WHERE id = $1`, p.RootID, now); err != nil {
+			if _, err := tx.Exec(ctx, dropReplySQL, p.RootID, now, p.UserID); err != nil {
 				return err
 			}
 		}
@@ -635,26 +684,4 @@ func (s *Store) LastViewedAt(ctx context.Context, channelID, userID string) (int
 		return 0, fmt.Errorf("posts: last viewed: %w", mapErr(err))
 	}
 	return t, nil
-}
-
-// UserIDsByUsernames maps the given usernames to user ids, for mentions.
-// Unknown and deactivated users are left out.
-func (s *Store) UserIDsByUsernames(ctx context.Context, names []string) (map[string]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT username, id FROM users WHERE username = ANY($1) AND delete_at = 0`, names)
-	if err != nil {
-		return nil, fmt.Errorf("posts: mention lookup: %w", mapErr(err))
-	}
-	defer rows.Close()
-	out := make(map[string]string, len(names))
-	for rows.Next() {
-		var name, id string
-		if err := rows.Scan(&name, &id); err != nil {
-			return nil, fmt.Errorf("posts: mention lookup: %w", mapErr(err))
-		}
-		out[name] = id
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("posts: mention lookup: %w", mapErr(err))
-	}
-	return out, nil
 }

@@ -37,6 +37,13 @@ func scanSession(row pgx.Row) (*model.Session, error) {
 // returned.
 func (s *Store) CreateSession(ctx context.Context, sess *model.Session) (revoked []string, err error) {
 	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		// Lock the user before any session row, in the same order as
+		// password and role changes (user, then sessions), so the two
+		// cannot deadlock; the sessions_follow_user trigger then finds
+		// the lock already held.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR SHARE`, sess.UserID); err != nil {
+			return err
+		}
 		if sess.DeviceID != "" {
 			rows, err := tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 AND device_id = $2 RETURNING id`, sess.UserID, sess.DeviceID)
 			if err != nil {
@@ -47,11 +54,12 @@ func (s *Store) CreateSession(ctx context.Context, sess *model.Session) (revoked
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (id, token_hash, csrf, create_at, expires_at, last_activity_at,
-			user_id, device_id, roles, props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		// The trigger copies the user's current roles, and inserts nothing
+		// for a user deactivated meanwhile (no row: ErrNotFound).
+		return tx.QueryRow(ctx, `INSERT INTO sessions (id, token_hash, csrf, create_at, expires_at, last_activity_at,
+			user_id, device_id, roles, props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING roles`,
 			sess.ID, HashToken(sess.Token), sess.CSRF, sess.CreateAt, sess.ExpiresAt, sess.LastActivityAt,
-			sess.UserID, sess.DeviceID, sess.Roles, sess.Props)
-		return err
+			sess.UserID, sess.DeviceID, sess.Roles, sess.Props).Scan(&sess.Roles)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sessions: create: %w", mapErr(err))

@@ -233,6 +233,7 @@ func (rd *reader) handle(ctx context.Context, mt int, data []byte) bool {
 	if rd.sess == nil {
 		return rd.reply(failure(req.Seq, errNotAuthenticated))
 	}
+	rd.h.activity(ctx, rd.sess.UserID, req.Action)
 	if req.Action == actionPing {
 		return rd.reply(success(req.Seq, map[string]any{
 			"text":        "pong",

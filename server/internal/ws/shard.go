@@ -154,6 +154,7 @@ func (s *shard) offer(c *conn, ev *preparedEvent) {
 // remove forgets c and closes its socket. A reconnect waiting for c gets
 // pendingErr, or a new connection when pendingErr is nil.
 func (s *shard) remove(c *conn, code int, text string, pendingErr error) {
+	wasLive := c.sock != nil
 	conns := s.users[c.userID]
 	delete(conns, c.id)
 	if len(conns) == 0 {
@@ -173,6 +174,9 @@ func (s *shard) remove(c *conn, code int, text string, pendingErr error) {
 		} else {
 			s.fresh(p)
 		}
+	}
+	if wasLive {
+		s.liveChanged(c.userID)
 	}
 }
 
@@ -230,6 +234,7 @@ func (s *shard) resume(c *conn, req *registerReq) {
 	h.inactive.Add(-1)
 	h.active.Add(1)
 	req.reply <- registerResult{conn: c, mode: mode, from: req.resumeSeq}
+	s.liveChanged(c.userID)
 }
 
 func (s *shard) fresh(req *registerReq) {
@@ -249,6 +254,7 @@ func (s *shard) fresh(req *registerReq) {
 	conns[c.id] = c
 	s.hub.active.Add(1)
 	req.reply <- registerResult{conn: c, mode: startHello}
+	s.liveChanged(c.userID)
 }
 
 // deactivate records that sock, c's socket, is gone; c stays for a reconnect.
@@ -264,6 +270,7 @@ func (s *shard) deactivate(c *conn, sock *socket) {
 		c.pending = nil
 		s.resume(c, p)
 	}
+	s.liveChanged(c.userID)
 }
 
 func (s *shard) reap(now time.Time) {

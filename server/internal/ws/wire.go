@@ -35,7 +35,10 @@ func encodeEvent(name string, data map[string]any, b Broadcast) ([]byte, error) 
 		Event: name,
 		Data:  data,
 		Broadcast: wireBroadcast{
-			OmitUsers:        b.OmitUsers,
+			// omit_users stays null on the wire: the list is the hub's
+			// business, and it can name users (e.g. who was mentioned)
+			// that the recipients must not learn about.
+			OmitUsers:        nil,
 			UserID:           b.UserID,
 			ChannelID:        b.ChannelID,
 			TeamID:           b.TeamID,

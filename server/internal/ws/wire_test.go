@@ -94,7 +94,8 @@ func TestWireShapesMatchMattermost(t *testing.T) {
 	strictDecode(t, posted.raw, &ev)
 	require.Equal(t, "posted", ev.Event)
 	require.EqualValues(t, 1, ev.Sequence)
-	require.Equal(t, mmBroadcast{OmitUsers: map[string]bool{"bob": true}, ChannelID: "town"}, *ev.Broadcast)
+	// omit_users is kept off the wire: it could name mentioned users.
+	require.Equal(t, mmBroadcast{ChannelID: "town"}, *ev.Broadcast)
 	require.Equal(t, `{"id":"p1","message":"<hi>"}`, ev.Data["post"]) // a JSON string inside data
 
 	c.send("ping", nil)
@@ -147,7 +148,8 @@ func TestPrefixEncodingEqualsMarshal(t *testing.T) {
 					wireEvent
 					Seq int64 `json:"seq"`
 				}{wireEvent{"posted", data, wireBroadcast{
-					OmitUsers: tt.b.OmitUsers, UserID: tt.b.UserID, ChannelID: tt.b.ChannelID, TeamID: tt.b.TeamID,
+					// omit_users is never sent (it can name mentioned users).
+					UserID: tt.b.UserID, ChannelID: tt.b.ChannelID, TeamID: tt.b.TeamID,
 					ConnectionID: tt.b.ConnectionID, OmitConnectionID: tt.b.OmitConnectionID,
 				}}, seq})
 				require.NoError(t, err)

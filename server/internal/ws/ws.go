@@ -115,6 +115,16 @@ type Options struct {
 	AuthTimeout     time.Duration // 0: 5s
 	MaxFrameSize    int64         // largest client frame; 0: 64 KiB
 	Now             func() time.Time
+
+	// OnConnections, if set, is told a user's number of live sockets on
+	// this hub after it changes (a socket registered, resumed, closed or
+	// dropped). One goroutine of the hub makes the calls, never a shard;
+	// a user's updates come in order and may coalesce into the latest.
+	OnConnections func(ctx context.Context, userID string, live int)
+	// OnActivity, if set, is called in the socket's read goroutine for
+	// every action an authenticated client sends (ping included; the
+	// callee decides what counts as activity), before the action runs.
+	OnActivity func(ctx context.Context, userID, action string)
 }
 
 func (o *Options) setDefaults() {
@@ -196,6 +206,7 @@ type Hub struct {
 	upgrader   websocket.Upgrader
 	seed       maphash.Seed
 	shards     []*shard
+	presence   *presence     // nil without OnConnections
 	done       chan struct{} // closed by Stop
 	stopped    chan struct{} // closed when every goroutine has returned
 	wg         sync.WaitGroup
@@ -235,6 +246,9 @@ func New(opts Options) *Hub {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     h.checkOrigin,
 	}
+	if opts.OnConnections != nil {
+		h.presence = newPresence()
+	}
 	h.shards = make([]*shard, opts.Shards)
 	for i := range h.shards {
 		h.shards[i] = &shard{hub: h, in: make(chan shardMsg, 256), users: make(map[string]map[string]*conn)}
@@ -255,6 +269,10 @@ func (h *Hub) Start(ctx context.Context) error {
 		go s.run()
 	}
 	go h.reaper()
+	if h.presence != nil {
+		h.wg.Add(1)
+		go h.presenceLoop()
+	}
 	h.opts.Logger.DebugContext(ctx, "ws: hub started", "shards", len(h.shards))
 	return nil
 }

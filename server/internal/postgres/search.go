@@ -1,0 +1,244 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/garrison-chat/garrison/server/internal/model"
+)
+
+// SearchTermKind says how a search term matches.
+type SearchTermKind int
+
+// The kinds of search term.
+const (
+	// TermWord matches the words of Text (all of them).
+	TermWord SearchTermKind = iota
+	// TermPhrase matches the words of Text next to each other, in order.
+	TermPhrase
+	// TermPrefix matches words that start with Text.
+	TermPrefix
+)
+
+// SearchTerm is one word, phrase or prefix of a post search.
+type SearchTerm struct {
+	Kind SearchTermKind
+	Text string
+}
+
+// TimeRange bounds create_at, both ends inclusive; 0 leaves an end open.
+type TimeRange struct{ From, To int64 }
+
+// PostSearch is a full-text search of posts. Every value reaches the
+// database as a parameter; only the shape of the search (how many terms
+// of which kind) shapes the SQL.
+type PostSearch struct {
+	// ChannelIDs are the channels to search: the caller has decided the
+	// searcher may read them all. Empty finds nothing.
+	ChannelIDs []string
+	// Terms must all match (any, with OrTerms); ExcludedTerms none.
+	Terms, ExcludedTerms []SearchTerm
+	// Hashtags are lower-case, with the #, matched against whole stored
+	// hashtags; they combine with Terms like a term.
+	Hashtags, ExcludedHashtags []string
+	OrTerms                    bool
+	// FromUserIDs, if any, restrict to posts by those users.
+	FromUserIDs, ExcludedUserIDs []string
+	// Within must all hold, Outside must all fail.
+	Within, Outside []TimeRange
+	Offset, Limit   int
+}
+
+// tsquerySQL is the text search query of one term: built by the database
+// from a parameter, so no search text is ever part of the SQL.
+func tsquerySQL(t SearchTerm, p string) string {
+	switch t.Kind {
+	case TermPhrase:
+		return `phraseto_tsquery('simple', ` + p + `)`
+	case TermPrefix:
+		return `to_tsquery('simple', ` + p + `)`
+	default:
+		return `plainto_tsquery('simple', ` + p + `)`
+	}
+}
+
+// termArg is the parameter of a term: a prefix becomes a quoted lexeme
+// with the prefix marker, every quote and backslash escaped, so it is one
+// operand of to_tsquery whatever it holds.
+func termArg(t SearchTerm) string {
+	if t.Kind != TermPrefix {
+		return t.Text
+	}
+	r := strings.NewReplacer(`\`, `\\`, `'`, `''`)
+	return `'` + r.Replace(t.Text) + `':*`
+}
+
+// SearchPostsSQL returns the query SearchPosts runs for s and its
+// arguments (for tests, and EXPLAIN in the search benchmark).
+func SearchPostsSQL(s PostSearch) (string, []any) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	where := []string{`p.channel_id = ANY(` + arg(s.ChannelIDs) + `::text[])`, `p.delete_at = 0`, `p.type NOT LIKE 'system\_%'`}
+
+	var match []string
+	if len(s.Terms) > 0 {
+		qs := make([]string, len(s.Terms))
+		op := ` && `
+		if s.OrTerms {
+			op = ` || `
+		}
+		for i, t := range s.Terms {
+			qs[i] = tsquerySQL(t, arg(termArg(t)))
+		}
+		match = append(match, `p.message_tsv @@ (`+strings.Join(qs, op)+`)`)
+	}
+	const tags = `string_to_array(lower(p.hashtags), ' ')`
+	if len(s.Hashtags) > 0 {
+		op := ` @> `
+		if s.OrTerms {
+			op = ` && `
+		}
+		match = append(match, `(p.hashtags <> '' AND `+tags+op+arg(s.Hashtags)+`::text[])`)
+	}
+	if len(match) > 0 {
+		if s.OrTerms {
+			where = append(where, `(`+strings.Join(match, ` OR `)+`)`)
+		} else {
+			where = append(where, match...)
+		}
+	}
+	for _, t := range s.ExcludedTerms {
+		where = append(where, `NOT p.message_tsv @@ `+tsquerySQL(t, arg(termArg(t))))
+	}
+	if len(s.ExcludedHashtags) > 0 {
+		where = append(where, `NOT (p.hashtags <> '' AND `+tags+` && `+arg(s.ExcludedHashtags)+`::text[])`)
+	}
+	if len(s.FromUserIDs) > 0 {
+		where = append(where, `p.user_id = ANY(`+arg(s.FromUserIDs)+`::text[])`)
+	}
+	if len(s.ExcludedUserIDs) > 0 {
+		where = append(where, `p.user_id <> ALL(`+arg(s.ExcludedUserIDs)+`::text[])`)
+	}
+	rangeSQL := func(r TimeRange) string {
+		var c []string
+		if r.From != 0 {
+			c = append(c, `p.create_at >= `+arg(r.From)+`::bigint`)
+		}
+		if r.To != 0 {
+			c = append(c, `p.create_at <= `+arg(r.To)+`::bigint`)
+		}
+		if len(c) == 0 {
+			return `true`
+		}
+		return strings.Join(c, ` AND `)
+	}
+	for _, r := range s.Within {
+		where = append(where, rangeSQL(r))
+	}
+	for _, r := range s.Outside {
+		where = append(where, `NOT (`+rangeSQL(r)+`)`)
+	}
+	q := `SELECT ` + postColumns + ` FROM posts p WHERE ` + strings.Join(where, ` AND `) +
+		` ORDER BY p.create_at DESC, p.id DESC LIMIT ` + arg(s.Limit) + ` OFFSET ` + arg(s.Offset)
+	return q, args
+}
+
+// SearchPosts returns a page of the posts matching s, newest first.
+func (s *Store) SearchPosts(ctx context.Context, ps PostSearch) ([]*model.Post, error) {
+	if len(ps.ChannelIDs) == 0 || ps.Limit <= 0 {
+		return nil, nil
+	}
+	sql, args := SearchPostsSQL(ps)
+	// An unnamed statement is planned with the actual values: how common
+	// a word is decides between reading the text index and walking posts
+	// newest first, and a cached generic plan could not tell.
+	args = append([]any{pgx.QueryExecModeExec}, args...)
+	posts, err := collectPosts(s.pool.Query(ctx, sql, args...))
+	if err != nil {
+		return nil, fmt.Errorf("posts: search: %w", err)
+	}
+	return posts, nil
+}
+
+// SearchableChannel is a channel a user may search, for resolving in:.
+type SearchableChannel struct {
+	ID, Name, TeamID string
+}
+
+// SearchableChannels returns the channels userID is a member of in team
+// teamID and their direct and group messages (every team when teamID is
+// ""): Mattermost searches only channels the searcher belongs to.
+// Archived channels are included only with includeDeleted.
+func (s *Store) SearchableChannels(ctx context.Context, userID, teamID string, includeDeleted bool) ([]SearchableChannel, error) {
+	const q = `SELECT c.id, c.name, c.team_id FROM channel_members cm JOIN channels c ON c.id = cm.channel_id
+	WHERE cm.user_id = $1 AND ($2 = '' OR c.team_id = $2 OR c.team_id = '') AND ($3 OR c.delete_at = 0)`
+	rows, err := s.pool.Query(ctx, q, userID, teamID, includeDeleted)
+	if err != nil {
+		return nil, fmt.Errorf("posts: searchable channels: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SearchableChannel, error) {
+		var c SearchableChannel
+		err := r.Scan(&c.ID, &c.Name, &c.TeamID)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("posts: searchable channels: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// UserIDsForSearch maps usernames to user ids, deactivated users
+// included (their posts stay searchable). Unknown names are left out.
+func (s *Store) UserIDsForSearch(ctx context.Context, names []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT username, id FROM users WHERE username = ANY($1)`, names)
+	if err != nil {
+		return nil, fmt.Errorf("posts: search users: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(names))
+	for rows.Next() {
+		var name, id string
+		if err := rows.Scan(&name, &id); err != nil {
+			return nil, fmt.Errorf("posts: search users: %w", mapErr(err))
+		}
+		out[name] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("posts: search users: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// ChannelSearch narrows a channel search or autocomplete within a team.
+type ChannelSearch struct {
+	TeamID, UserID string
+	// Term matches a prefix of the name, of the display name, or of a
+	// word of the display name, case-insensitively. "" matches all.
+	Term string
+	// Public includes the team's public channels; Member includes the
+	// channels (any type) UserID belongs to.
+	Public, Member bool
+	Limit          int
+}
+
+// SearchChannels returns the team's unarchived channels matching f, by
+// display name.
+func (s *Store) SearchChannels(ctx context.Context, f ChannelSearch) ([]*model.Channel, error) {
+	const q = `SELECT ` + channelColumns + ` FROM channels c
+	WHERE c.team_id = $1 AND c.delete_at = 0
+		AND (($2 AND c.type = 'O')
+			OR ($3 AND EXISTS (SELECT 1 FROM channel_members cm WHERE cm.channel_id = c.id AND cm.user_id = $4)))
+		AND ($5 = '%' OR c.name LIKE $5 OR lower(c.display_name) LIKE $5 OR lower(c.display_name) LIKE '% ' || $5)
+	ORDER BY lower(c.display_name), c.name LIMIT $6`
+	cs, err := collectChannels(s.pool.Query(ctx, q, f.TeamID, f.Public, f.Member, f.UserID, likePrefix(f.Term), f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("channels: search: %w", err)
+	}
+	return cs, nil
+}
