@@ -29,9 +29,15 @@ func (a *API) createPost(w http.ResponseWriter, r *http.Request) error {
 	if v, err := strconv.ParseBool(r.URL.Query().Get("set_online")); err == nil {
 		setOnline = v
 	}
-	p, appErr := a.app.CreatePost(r.Context(), sessionFrom(r), &in, setOnline)
+	s := sessionFrom(r)
+	p, appErr := a.app.CreatePost(r.Context(), s, &in, setOnline)
 	if appErr != nil {
 		return appErr
+	}
+	if setOnline {
+		// Posting is activity, as in Mattermost (set_online=false is for
+		// bots and integrations that must not mark their user online).
+		a.app.RecordActivity(r.Context(), s.UserID)
 	}
 	return created(w, p)
 }

@@ -477,3 +477,26 @@ func TestStatusActivityIsThrottled(t *testing.T) {
 	ts.App.RecordActivity(ctx, u.User.ID)
 	require.Greater(t, u.getStatus("me").LastActivityAt, first.LastActivityAt)
 }
+
+func TestStatusPostingIsActivity(t *testing.T) {
+	t.Parallel()
+	ts := newStatusServer(t)
+	ts.newUser()
+	u := ts.newUser()
+	team := u.createTeam(true)
+	town := u.channelByName(team.ID, "town-square")
+	w := u.ws()
+	require.Equal(t, "online", w.nextStatus(u.User.ID))
+	ctx := context.Background()
+	ts.advance(6 * time.Minute)
+	require.NoError(t, ts.App.SweepStatuses(ctx))
+	require.Equal(t, "away", w.nextStatus(u.User.ID))
+
+	// set_online=false (bots, integrations) leaves the status alone...
+	u.mustDo("POST", "/posts?set_online=false", map[string]any{"channel_id": town.ID, "message": "quiet"}, http.StatusCreated, nil)
+	require.Equal(t, "away", u.getStatus("me").Status)
+	// ...an ordinary post brings the user back online.
+	u.post(town.ID, "back")
+	require.Equal(t, "online", w.nextStatus(u.User.ID))
+	require.Equal(t, "online", u.getStatus("me").Status)
+}
