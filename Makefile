@@ -85,3 +85,9 @@ clean:
 bench-search:
 	go build $(GOFLAGS_BUILD) -o bin/garrison ./server/cmd/garrison
 	go run ./test/searchbench -garrison bin/garrison $(SEARCHBENCHFLAGS)
+
+## bench-files: put/get of a 10 MB file on the local and MinIO blob stores and
+## upload/download through the HTTP API (MB/s; S3 needs `make minio`; not part of make test)
+.PHONY: bench-files
+bench-files:
+	go test -run '^$$' -bench 10MB -benchtime 20x ./server/internal/blob ./server/internal/api

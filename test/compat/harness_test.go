@@ -43,6 +43,10 @@ var srv struct {
 	url   string // http://127.0.0.1:<port>
 	wsURL string // ws://127.0.0.1:<port>
 	admin *account
+	// bin and pg let a test start a second server with other settings
+	// (startExtraServer in s3_test.go): the built binary and the cluster.
+	bin string
+	pg  *pgcluster.Cluster
 }
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
@@ -158,9 +162,10 @@ func start(ctx context.Context) (h *harness, err error) {
 	}); err != nil {
 		return h, err
 	}
-	if err := h.waitReady(ctx); err != nil {
+	if err := h.waitReady(ctx, srv.url); err != nil {
 		return h, err
 	}
+	srv.bin, srv.pg = bin, h.pg
 
 	// The first user created on an empty system becomes its admin.
 	if srv.admin, err = createAccount(ctx, "admin"); err != nil {
@@ -222,8 +227,9 @@ func (h *harness) startServer(bin string, env []string) error {
 	return nil
 }
 
-// waitReady polls GET /api/v4/system/ping until it answers 200.
-func (h *harness) waitReady(ctx context.Context) error {
+// waitReady polls GET /api/v4/system/ping on the server at url until it
+// answers 200.
+func (h *harness) waitReady(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -231,7 +237,7 @@ func (h *harness) waitReady(ctx context.Context) error {
 	defer tick.Stop()
 	last := "no answer yet"
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.url+"/api/v4/system/ping", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v4/system/ping", nil)
 		if err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ type testServer struct {
 	App   *app.App
 	Hub   *ws.Hub
 	Store *postgres.Store
-	t     *testing.T
+	t     testing.TB
 	// skew moves the App's clock forward (nanoseconds); see advance.
 	skew atomic.Int64
 }
@@ -48,7 +48,7 @@ var userSeq atomic.Int64
 
 // newTestServer starts the API, the WebSocket hub and the rules on a new
 // database from the migrated template.
-func newTestServer(t *testing.T, mutate ...func(*app.Settings, *api.Options)) *testServer {
+func newTestServer(t testing.TB, mutate ...func(*app.Settings, *api.Options)) *testServer {
 	t.Helper()
 	ts := &testServer{t: t}
 	dsn := pgtest.New(t)

@@ -84,7 +84,7 @@ var teamMemberKeys = []string{"team_id", "user_id", "roles", "delete_at", "schem
 
 // wsClient is a WebSocket connection of a test user.
 type wsClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 	seq  int64
 }
