@@ -75,7 +75,8 @@ func makeVocab(r *rand.Rand, n int) []string {
 	return out
 }
 
-// generate fills an empty, migrated database with the corpus by COPY.
+// generate fills an empty, migrated database with the corpus by COPY;
+// with a nil conn it only rebuilds the corpus (same spec, same corpus).
 // Posts are spread over the last year, oldest first; a message is 3 to 30
 // words drawn from a Zipf distribution (s = 1.1) over the vocabulary, and
 // one in 40 carries a hashtag.
@@ -145,6 +146,9 @@ func generate(ctx context.Context, conn *pgx.Conn, spec corpusSpec, logf func(st
 		{"channels", []string{"id", "create_at", "update_at", "team_id", "type", "display_name", "name"}, chanRows},
 		{"channel_members", []string{"channel_id", "user_id", "last_update_at"}, memberRows},
 	} {
+		if conn == nil {
+			continue
+		}
 		if _, err := conn.CopyFrom(ctx, pgx.Identifier{t.table}, t.cols, pgx.CopyFromRows(t.rows)); err != nil {
 			return nil, fmt.Errorf("copy %s: %w", t.table, err)
 		}
@@ -191,6 +195,11 @@ func generate(ctx context.Context, conn *pgx.Conn, spec corpusSpec, logf func(st
 		}
 		return []any{newID(r), at, at, c.users[u], c.channels[ch], msg.String(), tags}, nil
 	})
+	if conn == nil {
+		for src.Next() {
+		}
+		return c, src.Err()
+	}
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"posts"},
 		[]string{"id", "create_at", "update_at", "user_id", "channel_id", "message", "hashtags"}, src); err != nil {
 		return nil, fmt.Errorf("copy posts: %w", err)

@@ -55,7 +55,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&spec.SearcherChannels, "searcher-channels", 30, "channels of the searching user")
 	fs.Uint64Var(&spec.Seed, "seed", 1, "random seed")
 	perKind := fs.Int("queries", 40, "queries of each kind")
+	slowest := fs.Int("slowest", 0, "also print this many of the slowest queries")
 	dsn := fs.String("dsn", "", "an empty database to use instead of a throwaway cluster")
+	pgDir := fs.String("pgdir", "", "keep the cluster's data in this directory instead of a throwaway one (start it again on later runs)")
+	reuse := fs.Bool("reuse", false, "if the database already holds posts, measure them instead of generating a corpus (the corpus flags must be those that generated it)")
 	bin := fs.String("garrison", "bin/garrison", "the garrison binary")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,14 +79,26 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		return err
+	}
 	if *dsn == "" {
-		pg, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
+		pd := filepath.Join(dir, "pg")
+		if *pgDir != "" {
+			if pd, err = filepath.Abs(*pgDir); err != nil {
+				return err
+			}
+		}
+		_, statErr := os.Stat(pd)
+		pg, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pd})
 		if err != nil {
 			return err
 		}
 		defer func() { _ = pg.Stop(context.WithoutCancel(ctx)) }()
-		if err := pg.CreateDatabase(ctx, "searchbench", ""); err != nil {
-			return err
+		if statErr != nil || !*reuse {
+			if err := pg.CreateDatabase(ctx, "searchbench", ""); err != nil {
+				return err
+			}
 		}
 		*dsn = pg.DSN("searchbench")
 	}
@@ -101,11 +116,29 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	t0 := time.Now()
-	c, err := load(ctx, conn, spec, logf)
-	if err != nil {
-		return err
+	var existing bool
+	if *reuse {
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM posts)`).Scan(&existing); err != nil {
+			return err
+		}
 	}
-	logf("generated and indexed in %s", time.Since(t0).Round(time.Second))
+	var c *corpus
+	if existing {
+		// The generator is deterministic: run it again without a
+		// database to get the corpus the queries are drawn from.
+		if c, err = generate(ctx, nil, spec, logf); err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, `ANALYZE posts`); err != nil {
+			return err
+		}
+		logf("reused the existing corpus")
+	} else {
+		if c, err = load(ctx, conn, spec, logf); err != nil {
+			return err
+		}
+		logf("generated and indexed in %s", time.Since(t0).Round(time.Second))
+	}
 	var table, tsIdx, tsCol string
 	if err := conn.QueryRow(ctx, `SELECT pg_size_pretty(pg_total_relation_size('posts')),
 		pg_size_pretty(pg_relation_size('posts_message_tsv_idx')),
@@ -123,7 +156,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return measure(ctx, stdout, addr, token, c, *perKind, spec.Seed)
+	return measure(ctx, stdout, addr, token, c, *perKind, *slowest, spec.Seed)
 }
 
 // load generates the corpus with the posts indexes dropped, then builds
@@ -264,7 +297,7 @@ func queries(c *corpus, n int, seed uint64) map[string][]string {
 	return out
 }
 
-func measure(ctx context.Context, w io.Writer, url, token string, c *corpus, n int, seed uint64) error {
+func measure(ctx context.Context, w io.Writer, url, token string, c *corpus, n, slowest int, seed uint64) error {
 	qs := queries(c, n, seed)
 	kinds := make([]string, 0, len(qs))
 	for k := range qs {
@@ -316,11 +349,18 @@ func measure(ctx context.Context, w io.Writer, url, token string, c *corpus, n i
 	lat := map[string][]time.Duration{}
 	hits := map[string]int{}
 	var all []time.Duration
+	type timed struct {
+		job
+		d time.Duration
+		n int
+	}
+	var times []timed
 	for _, j := range jobs {
 		d, n, err := search(j.terms)
 		if err != nil {
 			return err
 		}
+		times = append(times, timed{j, d, n})
 		lat[j.kind] = append(lat[j.kind], d)
 		hits[j.kind] += n
 		all = append(all, d)
@@ -336,5 +376,9 @@ func measure(ctx context.Context, w io.Writer, url, token string, c *corpus, n i
 			pct(lat[k], 0.5), pct(lat[k], 0.95), pct(lat[k], 1))
 	}
 	fmt.Fprintf(w, "| **all** | %d | | %s | %s | %s |\n", len(all), pct(all, 0.5), pct(all, 0.95), pct(all, 1))
+	slices.SortFunc(times, func(a, b timed) int { return int(b.d - a.d) })
+	for _, t := range times[:min(slowest, len(times))] {
+		fmt.Fprintf(w, "%8.1f ms %3d results  %s: %s\n", float64(t.d.Microseconds())/1000, t.n, t.kind, t.terms)
+	}
 	return nil
 }

@@ -364,3 +364,31 @@ func TestSearchChannels(t *testing.T) {
 	e.bob.mustDo("GET", base+"autocomplete?name=%25", nil, http.StatusOK, &got)
 	require.Empty(t, got)
 }
+
+// TestSearchPostsPhrasePages pages through a phrase search one post at a
+// time: full pages come from the newest posts, the last from the text
+// index, and neither shows posts of channels the searcher is not in,
+// deleted posts or the words in another order.
+func TestSearchPostsPhrasePages(t *testing.T) {
+	t.Parallel()
+	e := newSearchEnv(t)
+	var want []string
+	for _, m := range []string{"an amber falcon", "Amber Falcon at dawn", "the amber falcon, again"} {
+		want = append([]string{e.alice.post(e.pub.ID, m).ID}, want...)
+		e.alice.post(e.priv.ID, m)
+		e.alice.post(e.left.ID, m)
+		e.alice.post(e.pub.ID, "falcon amber")
+	}
+	gone := e.alice.post(e.pub.ID, "amber falcon deleted")
+	e.alice.mustDo("DELETE", "/posts/"+gone.ID, nil, http.StatusOK, nil)
+
+	var got []string
+	for page := 0; page < 4; page++ {
+		res := e.bob.search(e.team.ID, map[string]any{"terms": `"amber falcon"`, "page": page, "per_page": 1})
+		require.Equal(t, page < 2, res.HasNext, "page %d", page)
+		got = append(got, res.Order...)
+	}
+	require.Equal(t, want, got)
+	res := e.alice.search(e.team.ID, map[string]any{"terms": `"amber falcon"`, "per_page": 60})
+	require.Len(t, res.Order, 9, "alice is in the private and the left channel")
+}

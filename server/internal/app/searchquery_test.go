@@ -110,19 +110,21 @@ var placeholder = regexp.MustCompile(`\$(\d+)`)
 // argument, and the SQL depends only on the shape of the search, never
 // on its text.
 func checkSQL(t *testing.T, ps postgres.PostSearch) {
-	sql, args := postgres.SearchPostsSQL(ps)
-	maxN := 0
-	for _, m := range placeholder.FindAllStringSubmatch(sql, -1) {
-		var n int
-		_, _ = fmt.Sscan(m[1], &n)
-		maxN = max(maxN, n)
+	for _, shape := range []postgres.SearchShape{postgres.ShapePlanned, postgres.ShapeRecent, postgres.ShapeIndexed} {
+		sql, args := postgres.SearchPostsShapeSQL(ps, shape)
+		maxN := 0
+		for _, m := range placeholder.FindAllStringSubmatch(sql, -1) {
+			var n int
+			_, _ = fmt.Sscan(m[1], &n)
+			maxN = max(maxN, n)
+		}
+		require.Equal(t, len(args), maxN, sql)
+		blank := ps
+		blank.Terms, blank.ExcludedTerms = blankTerms(ps.Terms), blankTerms(ps.ExcludedTerms)
+		blank.Hashtags, blank.ExcludedHashtags = blankWords(ps.Hashtags), blankWords(ps.ExcludedHashtags)
+		blankSQL, _ := postgres.SearchPostsShapeSQL(blank, shape)
+		require.Equal(t, blankSQL, sql, "search text reached the SQL")
 	}
-	require.Equal(t, len(args), maxN, sql)
-	blank := ps
-	blank.Terms, blank.ExcludedTerms = blankTerms(ps.Terms), blankTerms(ps.ExcludedTerms)
-	blank.Hashtags, blank.ExcludedHashtags = blankWords(ps.Hashtags), blankWords(ps.ExcludedHashtags)
-	blankSQL, _ := postgres.SearchPostsSQL(blank)
-	require.Equal(t, blankSQL, sql, "search text reached the SQL")
 }
 
 func blankTerms(ts []postgres.SearchTerm) []postgres.SearchTerm {

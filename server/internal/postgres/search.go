@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -76,9 +77,54 @@ func termArg(t SearchTerm) string {
 	return `'` + r.Replace(t.Text) + `':*`
 }
 
-// SearchPostsSQL returns the query SearchPosts runs for s and its
-// arguments (for tests, and EXPLAIN in the search benchmark).
+// SearchShape is how a search query reads posts.
+type SearchShape int
+
+// The shapes of a search query.
+const (
+	// ShapePlanned leaves the plan to the database: it walks posts newest
+	// first for common words and reads the text index for rare ones.
+	ShapePlanned SearchShape = iota
+	// ShapeRecent looks only at the newest searchRecentPosts posts,
+	// newest first: bounded work whatever the terms.
+	ShapeRecent
+	// ShapeIndexed finds every match through the indexes (the text
+	// index, the channel and author indexes) and sorts them: the OFFSET 0
+	// fence keeps the database from walking posts newest first instead.
+	ShapeIndexed
+)
+
+// searchRecentPosts is how many of the newest posts (of any channel) a
+// ShapeRecent query examines: some tens of milliseconds of reading.
+const searchRecentPosts = 60000
+
+// searchHedge is how long a phrase search reads the newest posts before
+// it also asks the indexes.
+const searchHedge = 20 * time.Millisecond
+
+// hasPhrase reports whether s must match a phrase. The text index knows
+// words, not their order: the database cannot tell how many posts hold
+// the words next to each other, and when it guesses too many it walks
+// posts newest first past almost every post of the site looking for a
+// page of matches. SearchPosts bounds that walk instead.
+func (s PostSearch) hasPhrase() bool {
+	for _, t := range s.Terms {
+		if t.Kind == TermPhrase {
+			return true
+		}
+	}
+	return false
+}
+
+// SearchPostsSQL returns the ShapePlanned query for s and its arguments
+// (for tests, and EXPLAIN in the search benchmark).
 func SearchPostsSQL(s PostSearch) (string, []any) {
+	return SearchPostsShapeSQL(s, ShapePlanned)
+}
+
+// SearchPostsShapeSQL returns the query of shape shape for s and its
+// arguments. Every shape has the same conditions and the same order.
+func SearchPostsShapeSQL(s PostSearch, shape SearchShape) (string, []any) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
@@ -144,7 +190,18 @@ func SearchPostsSQL(s PostSearch) (string, []any) {
 	for _, r := range s.Outside {
 		where = append(where, `NOT (`+rangeSQL(r)+`)`)
 	}
-	q := `SELECT ` + postColumns + ` FROM posts p WHERE ` + strings.Join(where, ` AND `) +
+	cond := strings.Join(where, ` AND `)
+	var from string
+	switch shape {
+	case ShapeRecent:
+		from = `(SELECT * FROM posts WHERE delete_at = 0 ORDER BY create_at DESC, id DESC LIMIT ` +
+			arg(searchRecentPosts) + `) p WHERE ` + cond
+	case ShapeIndexed:
+		from = `(SELECT * FROM posts p WHERE ` + cond + ` OFFSET 0) p`
+	default:
+		from = `posts p WHERE ` + cond
+	}
+	q := `SELECT ` + postColumns + ` FROM ` + from +
 		` ORDER BY p.create_at DESC, p.id DESC LIMIT ` + arg(s.Limit) + ` OFFSET ` + arg(s.Offset)
 	return q, args
 }
@@ -154,7 +211,55 @@ func (s *Store) SearchPosts(ctx context.Context, ps PostSearch) ([]*model.Post, 
 	if len(ps.ChannelIDs) == 0 || ps.Limit <= 0 {
 		return nil, nil
 	}
-	sql, args := SearchPostsSQL(ps)
+	if !ps.hasPhrase() {
+		return s.searchPostsShape(ctx, ps, ShapePlanned)
+	}
+	// A full page from the newest posts is the answer (they hold the
+	// newest matches): a common phrase fills one quickly. When the phrase
+	// is too rare to, the indexes find all its matches. That query starts
+	// once the first has run for searchHedge (or has ended short of a
+	// page), and whichever answers first wins: common phrases cost no
+	// second query, rare ones do not wait for the walk to end.
+	type result struct {
+		posts []*model.Post
+		err   error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	run := func(shape SearchShape, out chan<- result) {
+		posts, err := s.searchPostsShape(ctx, ps, shape)
+		out <- result{posts, err}
+	}
+	recent, indexed := make(chan result, 1), make(chan result, 1)
+	go run(ShapeRecent, recent)
+	hedge := time.NewTimer(searchHedge)
+	defer hedge.Stop()
+	var indexedDone <-chan result // nil until the indexed query starts
+	startIndexed := func() {
+		if indexedDone == nil {
+			go run(ShapeIndexed, indexed)
+			indexedDone = indexed
+		}
+	}
+	recentDone := (<-chan result)(recent)
+	for {
+		select {
+		case <-hedge.C:
+			startIndexed()
+		case r := <-recentDone:
+			if r.err == nil && len(r.posts) == ps.Limit {
+				return r.posts, nil
+			}
+			recentDone = nil
+			startIndexed()
+		case r := <-indexedDone:
+			return r.posts, r.err
+		}
+	}
+}
+
+func (s *Store) searchPostsShape(ctx context.Context, ps PostSearch, shape SearchShape) ([]*model.Post, error) {
+	sql, args := SearchPostsShapeSQL(ps, shape)
 	// An unnamed statement is planned with the actual values: how common
 	// a word is decides between reading the text index and walking posts
 	// newest first, and a cached generic plan could not tell.
