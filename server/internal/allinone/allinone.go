@@ -60,6 +60,9 @@ type Credentials struct {
 // elsewhere) and the server, prints the credentials, and serves until ctx
 // ends; then it stops everything it started.
 func Run(ctx context.Context, o Options) (err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return err
@@ -77,7 +80,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		"MM_FILESETTINGS_DIRECTORY":        filepath.Join(dir, "data"),
 		"MM_FILESETTINGS_DRIVERNAME":       "local",
 	}
-	if o.Getenv("MM_SERVICESETTINGS_SITEURL") == "" {
+	ownSiteURL := o.Getenv("MM_SERVICESETTINGS_SITEURL") == ""
+	if ownSiteURL {
 		addr := o.Getenv("MM_SERVICESETTINGS_LISTENADDRESS")
 		if addr == "" {
 			addr = listenAddress
@@ -121,7 +125,12 @@ func Run(ctx context.Context, o Options) (err error) {
 		err = errors.Join(err, d.Stop(sctx))
 	}()
 
-	creds, err := ensureAdmin(ctx, d, dir, cfg.ServiceSettings.SiteURL, cfg.PasswordSettings.MinimumLength)
+	url := cfg.ServiceSettings.SiteURL
+	if ownSiteURL {
+		// The address actually bound (a ":0" listen address picks a port).
+		url = "http://" + d.Addr().String()
+	}
+	creds, err := ensureAdmin(ctx, d, dir, url, cfg.PasswordSettings.MinimumLength)
 	if err != nil {
 		return err
 	}
