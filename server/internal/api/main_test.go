@@ -71,8 +71,10 @@ func newTestServer(t testing.TB, mutate ...func(*app.Settings, *api.Options)) *t
 	}
 	now := func() time.Time { return time.Now().Add(time.Duration(ts.skew.Load())) }
 	a := app.New(app.Options{Store: store, Logger: logger, Settings: set, NodeID: "test", BcryptCost: bcrypt.MinCost, Now: now})
+	// Wired as the daemon wires them; the App makes no automatic status
+	// changes unless Settings.EnableUserStatuses (newStatusServer) is set.
 	hub := ws.New(ws.Options{Auth: a, Audience: a, Actions: a, TokenFromRequest: api.WSToken, Logger: logger,
-		ServerVersion: "10.11.0", Hostname: "test"})
+		ServerVersion: "10.11.0", Hostname: "test", OnConnections: a.UserConnections, OnActivity: a.UserActivity})
 	a.SetPublisher(hub)
 	require.NoError(t, hub.Start(ctx))
 	opts.App, opts.WebSocket = a, hub

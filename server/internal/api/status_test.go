@@ -2,66 +2,29 @@ package api_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 
-	"github.com/garrison-chat/garrison/internal/pgtest"
 	"github.com/garrison-chat/garrison/server/internal/api"
 	"github.com/garrison-chat/garrison/server/internal/app"
 	"github.com/garrison-chat/garrison/server/internal/model"
-	"github.com/garrison-chat/garrison/server/internal/postgres"
-	"github.com/garrison-chat/garrison/server/internal/ws"
 )
 
-// newStatusServer is newTestServer with the hub's presence callbacks wired
-// to the App, as the daemon wires them, and automatic statuses on (unless
-// mutate turns them off).
+// newStatusServer is newTestServer with automatic statuses on (unless
+// mutate turns them off) and a 5-minute away timeout.
 func newStatusServer(t *testing.T, mutate ...func(*app.Settings)) *testServer {
 	t.Helper()
-	ts := &testServer{t: t}
-	dsn := pgtest.New(t)
-	ctx := context.Background()
-	store, err := postgres.Open(ctx, postgres.PoolOptions{DataSource: dsn, MaxOpenConns: 10, QueryTimeout: 30 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	set := app.Settings{
-		EnableUserCreation: true, EnableOpenServer: true, EnableSignInWithEmail: true, EnableSignInWithUsername: true,
-		MaxUsersPerTeam: 1000, MaxChannelsPerTeam: 1000, SessionLengthWeb: 24 * time.Hour, SessionLengthMobile: 24 * time.Hour,
-		SessionCacheTTL: time.Minute, MaxLoginAttempts: 10, Password: app.PasswordRules{MinimumLength: 8},
-		ShowEmailAddress: true, ShowFullName: true, PostEditTimeLimit: -1, EnableUserTypingMessages: true,
-		EnableChannelViewed: true, FileDirectory: t.TempDir(),
-		EnableUserStatuses: true, UserStatusAwayTimeout: 5 * time.Minute,
-	}
-	for _, f := range mutate {
-		f(&set)
-	}
-	now := func() time.Time { return time.Now().Add(time.Duration(ts.skew.Load())) }
-	a := app.New(app.Options{Store: store, Logger: logger, Settings: set, NodeID: "test", BcryptCost: bcrypt.MinCost, Now: now})
-	hub := ws.New(ws.Options{Auth: a, Audience: a, Actions: a, TokenFromRequest: api.WSToken, Logger: logger,
-		ServerVersion: "10.11.0", Hostname: "test", OnConnections: a.UserConnections, OnActivity: a.UserActivity})
-	a.SetPublisher(hub)
-	require.NoError(t, hub.Start(ctx))
-	srv := httptest.NewServer(api.New(api.Options{App: a, WebSocket: hub, Logger: logger, MaxPayload: 300000,
-		Version: "0.1.0", MattermostVersion: "10.11.0", ClientConfig: map[string]string{"Version": "10.11.0"},
-		LoginFailuresPerMinute: 100}))
-	t.Cleanup(func() {
-		srv.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hub.Stop(sctx)
+	return newTestServer(t, func(s *app.Settings, _ *api.Options) {
+		s.EnableUserStatuses, s.UserStatusAwayTimeout = true, 5*time.Minute
+		for _, f := range mutate {
+			f(s)
+		}
 	})
-	ts.URL, ts.App, ts.Hub, ts.Store = srv.URL, a, hub, store
-	return ts
 }
 
 // now is the App's clock.
