@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -491,4 +492,38 @@ func TestFileLink(t *testing.T) {
 	off := newFileEnv(t, 1)
 	g := off.users[0].mustUpload(t, off.ch.ID, "a.txt", []byte("x"))
 	off.users[0].requireAppError("GET", "/files/"+g.ID+"/link", nil, 403, "api.file.get_public_link.disabled.app_error")
+}
+
+func TestUnattachedUploadsAreCleanedUp(t *testing.T) {
+	t.Parallel()
+	e := newFileEnv(t, 1)
+	u := e.users[0]
+	ctx := context.Background()
+	kept := u.mustUpload(t, e.ch.ID, "kept.png", testPNG(t, 40, 30, false))
+	u.post(e.ch.ID, "with a file", map[string]any{"file_ids": []string{kept.ID}})
+	orphan := u.mustUpload(t, e.ch.ID, "orphan.png", testPNG(t, 40, 30, false))
+	require.Len(t, e.objects(), 6, "original, thumbnail and preview of each")
+
+	// Younger than a day: nothing goes.
+	n, err := e.ts.App.CleanupOrphanFiles(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	e.ts.advance(25 * time.Hour)
+	n, err = e.ts.App.CleanupOrphanFiles(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1, e.fileRows())
+	for _, key := range e.objects() {
+		require.Contains(t, key, "/"+kept.ID+"/", "only the attached file's objects remain")
+	}
+	require.Len(t, e.objects(), 3)
+	u = e.ts.login(u.User.Username, "password1") // a day later: a new session
+	u.requireAppError("GET", "/files/"+orphan.ID+"/info", nil, http.StatusNotFound, "app.file_info.get.app_error")
+	u.mustDo("GET", "/files/"+kept.ID+"/info", nil, http.StatusOK, nil)
+
+	// A second run finds nothing.
+	n, err = e.ts.App.CleanupOrphanFiles(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }

@@ -143,7 +143,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	jctx, cancel := context.WithCancel(context.Background())
 	d.stopJobs = cancel
 	d.jobs.Add(1)
-	go d.sessionCleanup(jctx)
+	go d.cleanup(jctx)
 
 	d.log.Info("garrison started", "listen", ln.Addr().String(), "version", buildinfo.Read().String(), "node", d.nodeID)
 	return nil
@@ -207,8 +207,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// sessionCleanup deletes expired sessions every hour.
-func (d *Daemon) sessionCleanup(ctx context.Context) {
+// cleanup deletes expired sessions and day-old unattached uploads every
+// hour.
+func (d *Daemon) cleanup(ctx context.Context) {
 	defer d.jobs.Done()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -222,6 +223,12 @@ func (d *Daemon) sessionCleanup(ctx context.Context) {
 				d.log.Warn("session cleanup", "err", err)
 			} else if n > 0 {
 				d.log.Info("expired sessions removed", "count", n)
+			}
+			files, err := d.app.CleanupOrphanFiles(ctx)
+			if err != nil {
+				d.log.Warn("unattached file cleanup", "removed", files, "err", err)
+			} else if files > 0 {
+				d.log.Info("unattached uploads removed", "count", files)
 			}
 		}
 	}

@@ -95,3 +95,32 @@ func (s *Store) FileInfosForPosts(ctx context.Context, postIDs []string) (map[st
 	}
 	return out, nil
 }
+
+// DeleteOrphanFiles removes up to limit files that were uploaded before
+// the cut-off (ms) and never attached to a post, and returns them so their
+// objects can be removed. The rows go first, in one statement that locks
+// them: a post attaching one of them at the same moment either wins (the
+// row is no longer an orphan and is skipped) or waits and then finds
+// nothing to attach. Several nodes may run it at once (SKIP LOCKED).
+func (s *Store) DeleteOrphanFiles(ctx context.Context, before int64, limit int) ([]*model.FileInfo, error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM file_infos f WHERE f.id IN (
+		SELECT id FROM file_infos WHERE post_id = '' AND create_at < $1
+		ORDER BY create_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+	RETURNING `+fileColumns, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("files: delete orphans: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []*model.FileInfo
+	for rows.Next() {
+		f, err := scanFileInfo(rows)
+		if err != nil {
+			return nil, fmt.Errorf("files: delete orphans: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("files: delete orphans: %w", mapErr(err))
+	}
+	return out, nil
+}
