@@ -21,10 +21,7 @@ func (a *API) updateUserActive(w http.ResponseWriter, r *http.Request) error {
 	if body.Active == nil {
 		return model.ErrInvalidBody("api.update_user_active", "active")
 	}
-	if appErr := a.app.UpdateUserActive(r.Context(), sessionFrom(r), id, *body.Active); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UpdateUserActive(r.Context(), sessionFrom(r), id, *body.Active))
 }
 
 // rolesBody is the body of the three roles endpoints, {"roles": "..."}.
@@ -43,19 +40,12 @@ func (a *API) updateUserRoles(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body, "roles"); err != nil {
 		return err
 	}
-	if appErr := a.app.UpdateUserRoles(r.Context(), sessionFrom(r), id, body.Roles); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UpdateUserRoles(r.Context(), sessionFrom(r), id, body.Roles))
 }
 
 // updateTeamMemberRoles is PUT /teams/{team_id}/members/{user_id}/roles.
 func (a *API) updateTeamMemberRoles(w http.ResponseWriter, r *http.Request) error {
-	teamID, err := idParam(r, "team_id")
-	if err != nil {
-		return err
-	}
-	userID, err := userParam(r)
+	teamID, userID, err := memberParams(r, "team_id")
 	if err != nil {
 		return err
 	}
@@ -63,19 +53,12 @@ func (a *API) updateTeamMemberRoles(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeBody(r, &body, "team_member_roles"); err != nil {
 		return err
 	}
-	if appErr := a.app.UpdateTeamMemberRoles(r.Context(), sessionFrom(r), teamID, userID, body.Roles); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UpdateTeamMemberRoles(r.Context(), sessionFrom(r), teamID, userID, body.Roles))
 }
 
 // updateChannelMemberRoles is PUT /channels/{channel_id}/members/{user_id}/roles.
 func (a *API) updateChannelMemberRoles(w http.ResponseWriter, r *http.Request) error {
-	channelID, err := idParam(r, "channel_id")
-	if err != nil {
-		return err
-	}
-	userID, err := userParam(r)
+	channelID, userID, err := memberParams(r, "channel_id")
 	if err != nil {
 		return err
 	}
@@ -83,8 +66,5 @@ func (a *API) updateChannelMemberRoles(w http.ResponseWriter, r *http.Request) e
 	if err := decodeBody(r, &body, "roles"); err != nil {
 		return err
 	}
-	if appErr := a.app.UpdateChannelMemberRoles(r.Context(), sessionFrom(r), channelID, userID, body.Roles); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UpdateChannelMemberRoles(r.Context(), sessionFrom(r), channelID, userID, body.Roles))
 }

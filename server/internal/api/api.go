@@ -281,6 +281,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 func ok(w http.ResponseWriter, v any) error { return writeJSON(w, http.StatusOK, v) }
 
+// reply renders the result of an app call: its error, or v with status.
+// appErr is typed, so a nil *AppError is never taken for an error.
+func reply(w http.ResponseWriter, status int, v any, appErr *model.AppError) error {
+	if appErr != nil {
+		return appErr
+	}
+	return writeJSON(w, status, v)
+}
+
+// replyStatusOK renders the result of an app call that returns nothing:
+// its error, or Mattermost's {"status":"OK"}.
+func replyStatusOK(w http.ResponseWriter, appErr *model.AppError) error {
+	if appErr != nil {
+		return appErr
+	}
+	return statusOK(w)
+}
+
 func created(w http.ResponseWriter, v any) error { return writeJSON(w, http.StatusCreated, v) }
 
 func statusOK(w http.ResponseWriter) error { return ok(w, model.StatusOK{Status: "OK"}) }
@@ -331,6 +349,18 @@ func userParam(r *http.Request) (string, error) {
 		return sessionFrom(r).UserID, nil
 	}
 	return idParam(r, "user_id")
+}
+
+// memberParams reads the two ids of a membership route: the team or
+// channel named by scope, and {user_id} (which may be "me").
+func memberParams(r *http.Request, scope string) (scopeID, userID string, err error) {
+	if scopeID, err = idParam(r, scope); err != nil {
+		return "", "", err
+	}
+	if userID, err = userParam(r); err != nil {
+		return "", "", err
+	}
+	return scopeID, userID, nil
 }
 
 // Paging is Mattermost's page/per_page: per_page defaults to 60, is

@@ -36,10 +36,7 @@ func (a *API) createChannel(w http.ResponseWriter, r *http.Request) error {
 		return model.ErrInvalidBody(where, "display_name")
 	}
 	c, appErr := a.app.CreateChannel(r.Context(), sessionFrom(r), &in)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, c)
+	return reply(w, http.StatusCreated, c, appErr)
 }
 
 func (a *API) createDirectChannel(w http.ResponseWriter, r *http.Request) error {
@@ -48,10 +45,7 @@ func (a *API) createDirectChannel(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	c, appErr := a.app.CreateDirectChannel(r.Context(), sessionFrom(r), ids)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, c)
+	return reply(w, http.StatusCreated, c, appErr)
 }
 
 func (a *API) createGroupChannel(w http.ResponseWriter, r *http.Request) error {
@@ -60,10 +54,7 @@ func (a *API) createGroupChannel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, appErr := a.app.CreateGroupChannel(r.Context(), sessionFrom(r), ids)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, c)
+	return reply(w, http.StatusCreated, c, appErr)
 }
 
 func (a *API) getChannel(w http.ResponseWriter, r *http.Request) error {
@@ -72,10 +63,7 @@ func (a *API) getChannel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, appErr := a.app.GetChannel(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, c)
+	return reply(w, http.StatusOK, c, appErr)
 }
 
 func (a *API) updateChannel(w http.ResponseWriter, r *http.Request) error {
@@ -91,10 +79,7 @@ func (a *API) updateChannel(w http.ResponseWriter, r *http.Request) error {
 		return model.ErrInvalidBody("api.update_channel", "channel_id")
 	}
 	c, appErr := a.app.UpdateChannel(r.Context(), sessionFrom(r), &in)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, c)
+	return reply(w, http.StatusOK, c, appErr)
 }
 
 func (a *API) patchChannel(w http.ResponseWriter, r *http.Request) error {
@@ -107,10 +92,7 @@ func (a *API) patchChannel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, appErr := a.app.PatchChannel(r.Context(), sessionFrom(r), id, &p)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, c)
+	return reply(w, http.StatusOK, c, appErr)
 }
 
 func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
@@ -118,10 +100,7 @@ func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if appErr := a.app.DeleteChannel(r.Context(), sessionFrom(r), id, boolQuery(r, "permanent")); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.DeleteChannel(r.Context(), sessionFrom(r), id, boolQuery(r, "permanent")))
 }
 
 func (a *API) getChannelStats(w http.ResponseWriter, r *http.Request) error {
@@ -130,10 +109,7 @@ func (a *API) getChannelStats(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	st, appErr := a.app.GetChannelStats(r.Context(), sessionFrom(r), id, boolQuery(r, "exclude_files_count"))
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, st)
+	return reply(w, http.StatusOK, st, appErr)
 }
 
 func (a *API) getPublicChannels(w http.ResponseWriter, r *http.Request) error {
@@ -143,10 +119,7 @@ func (a *API) getPublicChannels(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := paging(r)
 	cs, appErr := a.app.PublicChannels(r.Context(), sessionFrom(r), teamID, p.offset(), p.PerPage)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, cs)
+	return reply(w, http.StatusOK, cs, appErr)
 }
 
 func (a *API) getChannelByName(w http.ResponseWriter, r *http.Request) error {
@@ -159,10 +132,7 @@ func (a *API) getChannelByName(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, appErr := a.app.ChannelByName(r.Context(), sessionFrom(r), teamID, name, boolQuery(r, "include_deleted"))
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, c)
+	return reply(w, http.StatusOK, c, appErr)
 }
 
 func (a *API) getChannelByNameForTeamName(w http.ResponseWriter, r *http.Request) error {
@@ -175,10 +145,7 @@ func (a *API) getChannelByNameForTeamName(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	c, appErr := a.app.ChannelByTeamName(r.Context(), sessionFrom(r), teamName, name, boolQuery(r, "include_deleted"))
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, c)
+	return reply(w, http.StatusOK, c, appErr)
 }
 
 func (a *API) getChannelsForUser(w http.ResponseWriter, r *http.Request) error {
@@ -195,10 +162,7 @@ func (a *API) getChannelsForUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cs, appErr := a.app.ChannelsForUser(r.Context(), sessionFrom(r), userID, teamID, boolQuery(r, "include_deleted"), lastDeleteAt)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, cs)
+	return reply(w, http.StatusOK, cs, appErr)
 }
 
 func (a *API) getChannelMembersForUser(w http.ResponseWriter, r *http.Request) error {
@@ -211,10 +175,7 @@ func (a *API) getChannelMembersForUser(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	ms, appErr := a.app.ChannelMembersForUser(r.Context(), sessionFrom(r), userID, teamID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ms)
+	return reply(w, http.StatusOK, ms, appErr)
 }
 
 // addChannelMember takes {"user_id"} and answers one ChannelMember, or
@@ -269,10 +230,7 @@ func (a *API) getChannelMembers(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := paging(r)
 	ms, appErr := a.app.ListChannelMembers(r.Context(), sessionFrom(r), channelID, p.offset(), p.PerPage)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ms)
+	return reply(w, http.StatusOK, ms, appErr)
 }
 
 func (a *API) getChannelMembersByIDs(w http.ResponseWriter, r *http.Request) error {
@@ -285,49 +243,28 @@ func (a *API) getChannelMembersByIDs(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	ms, appErr := a.app.ChannelMembersByIDs(r.Context(), sessionFrom(r), channelID, ids)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ms)
+	return reply(w, http.StatusOK, ms, appErr)
 }
 
 func (a *API) getChannelMember(w http.ResponseWriter, r *http.Request) error {
-	channelID, err := idParam(r, "channel_id")
-	if err != nil {
-		return err
-	}
-	userID, err := userParam(r)
+	channelID, userID, err := memberParams(r, "channel_id")
 	if err != nil {
 		return err
 	}
 	m, appErr := a.app.ChannelMember(r.Context(), sessionFrom(r), channelID, userID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, m)
+	return reply(w, http.StatusOK, m, appErr)
 }
 
 func (a *API) removeChannelMember(w http.ResponseWriter, r *http.Request) error {
-	channelID, err := idParam(r, "channel_id")
+	channelID, userID, err := memberParams(r, "channel_id")
 	if err != nil {
 		return err
 	}
-	userID, err := userParam(r)
-	if err != nil {
-		return err
-	}
-	if appErr := a.app.RemoveChannelMember(r.Context(), sessionFrom(r), channelID, userID); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.RemoveChannelMember(r.Context(), sessionFrom(r), channelID, userID))
 }
 
 func (a *API) updateChannelNotifyProps(w http.ResponseWriter, r *http.Request) error {
-	channelID, err := idParam(r, "channel_id")
-	if err != nil {
-		return err
-	}
-	userID, err := userParam(r)
+	channelID, userID, err := memberParams(r, "channel_id")
 	if err != nil {
 		return err
 	}
@@ -338,10 +275,7 @@ func (a *API) updateChannelNotifyProps(w http.ResponseWriter, r *http.Request) e
 	if props == nil {
 		return model.ErrInvalidBody("api.update_channel_notify_props", "notify_props")
 	}
-	if appErr := a.app.UpdateChannelNotifyProps(r.Context(), sessionFrom(r), channelID, userID, props); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UpdateChannelNotifyProps(r.Context(), sessionFrom(r), channelID, userID, props))
 }
 
 func (a *API) viewChannel(w http.ResponseWriter, r *http.Request) error {
@@ -378,10 +312,7 @@ func (a *API) getChannelUnread(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, appErr := a.app.ChannelUnread(r.Context(), sessionFrom(r), userID, channelID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, u)
+	return reply(w, http.StatusOK, u, appErr)
 }
 
 func (a *API) userTyping(w http.ResponseWriter, r *http.Request) error {
@@ -399,8 +330,5 @@ func (a *API) userTyping(w http.ResponseWriter, r *http.Request) error {
 	if !model.IsValidID(body.ChannelID) {
 		return model.ErrInvalidBody("api.user_typing", "channel_id")
 	}
-	if appErr := a.app.UserTyping(r.Context(), sessionFrom(r), userID, body.ChannelID, body.ParentID); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UserTyping(r.Context(), sessionFrom(r), userID, body.ChannelID, body.ParentID))
 }

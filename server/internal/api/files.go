@@ -405,8 +405,5 @@ func (a *API) getFileInfosForPost(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	files, appErr := a.app.GetFileInfosForPost(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, files)
+	return reply(w, http.StatusOK, files, appErr)
 }

@@ -77,10 +77,7 @@ func (a *API) getPostsByIDs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	posts, appErr := a.app.GetPostsByIDs(r.Context(), sessionFrom(r), ids)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, posts)
+	return reply(w, http.StatusOK, posts, appErr)
 }
 
 func (a *API) getPost(w http.ResponseWriter, r *http.Request) error {
@@ -115,10 +112,7 @@ func (a *API) updatePost(w http.ResponseWriter, r *http.Request) error {
 		return model.ErrInvalidBody("api.update_post", "id")
 	}
 	p, appErr := a.app.UpdatePost(r.Context(), sessionFrom(r), id, &in)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, p)
+	return reply(w, http.StatusOK, p, appErr)
 }
 
 func (a *API) patchPost(w http.ResponseWriter, r *http.Request) error {
@@ -131,10 +125,7 @@ func (a *API) patchPost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p, appErr := a.app.PatchPost(r.Context(), sessionFrom(r), id, &patch)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, p)
+	return reply(w, http.StatusOK, p, appErr)
 }
 
 func (a *API) deletePost(w http.ResponseWriter, r *http.Request) error {
@@ -142,10 +133,7 @@ func (a *API) deletePost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if appErr := a.app.DeletePost(r.Context(), sessionFrom(r), id, boolQuery(r, "permanent")); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.DeletePost(r.Context(), sessionFrom(r), id, boolQuery(r, "permanent")))
 }
 
 // getPostThread serves the whole thread; the paging parameters
@@ -157,10 +145,7 @@ func (a *API) getPostThread(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	list, appErr := a.app.GetPostThread(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, list)
+	return reply(w, http.StatusOK, list, appErr)
 }
 
 func (a *API) pinPost(w http.ResponseWriter, r *http.Request) error { return a.setPinned(w, r, true) }
@@ -174,10 +159,7 @@ func (a *API) setPinned(w http.ResponseWriter, r *http.Request, pinned bool) err
 	if err != nil {
 		return err
 	}
-	if appErr := a.app.SetPostPinned(r.Context(), sessionFrom(r), id, pinned); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.SetPostPinned(r.Context(), sessionFrom(r), id, pinned))
 }
 
 // postPageCacheBytes bounds the memory of encoded post pages kept.
@@ -376,10 +358,7 @@ func (a *API) getPinnedPosts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	list, appErr := a.app.GetPinnedPosts(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, list)
+	return reply(w, http.StatusOK, list, appErr)
 }
 
 // limitQuery reads limit_before/limit_after as Mattermost does: absent,
@@ -420,10 +399,7 @@ func (a *API) addReaction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	re, appErr := a.app.SaveReaction(r.Context(), sessionFrom(r), &in)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, re)
+	return reply(w, http.StatusOK, re, appErr)
 }
 
 func (a *API) getReactions(w http.ResponseWriter, r *http.Request) error {
@@ -432,10 +408,7 @@ func (a *API) getReactions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rs, appErr := a.app.GetReactions(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, rs)
+	return reply(w, http.StatusOK, rs, appErr)
 }
 
 func (a *API) getReactionsForPosts(w http.ResponseWriter, r *http.Request) error {
@@ -447,10 +420,7 @@ func (a *API) getReactionsForPosts(w http.ResponseWriter, r *http.Request) error
 		return ok(w, json.RawMessage("{}"))
 	}
 	m, appErr := a.app.GetReactionsForPosts(r.Context(), sessionFrom(r), ids)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, m)
+	return reply(w, http.StatusOK, m, appErr)
 }
 
 func (a *API) removeReaction(w http.ResponseWriter, r *http.Request) error {
@@ -466,8 +436,5 @@ func (a *API) removeReaction(w http.ResponseWriter, r *http.Request) error {
 	if !app.ValidEmojiName(emoji) {
 		return model.ErrInvalidURLParam("api.remove_reaction", "emoji_name")
 	}
-	if appErr := a.app.DeleteReaction(r.Context(), sessionFrom(r), userID, postID, emoji); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.DeleteReaction(r.Context(), sessionFrom(r), userID, postID, emoji))
 }

@@ -31,10 +31,7 @@ func (a *API) getPreferences(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ps, appErr := a.app.GetPreferences(r.Context(), sessionFrom(r), userID, "")
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ps)
+	return reply(w, http.StatusOK, ps, appErr)
 }
 
 func (a *API) getPreferencesByCategory(w http.ResponseWriter, r *http.Request) error {
@@ -47,10 +44,7 @@ func (a *API) getPreferencesByCategory(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	ps, appErr := a.app.GetPreferences(r.Context(), sessionFrom(r), userID, category)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ps)
+	return reply(w, http.StatusOK, ps, appErr)
 }
 
 func (a *API) getPreference(w http.ResponseWriter, r *http.Request) error {
@@ -67,10 +61,7 @@ func (a *API) getPreference(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p, appErr := a.app.GetPreference(r.Context(), sessionFrom(r), userID, category, name)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, p)
+	return reply(w, http.StatusOK, p, appErr)
 }
 
 func (a *API) updatePreferences(w http.ResponseWriter, r *http.Request) error {
@@ -82,10 +73,7 @@ func (a *API) updatePreferences(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &ps, "preferences"); err != nil {
 		return err
 	}
-	if appErr := a.app.UpdatePreferences(r.Context(), sessionFrom(r), userID, ps); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UpdatePreferences(r.Context(), sessionFrom(r), userID, ps))
 }
 
 func (a *API) deletePreferences(w http.ResponseWriter, r *http.Request) error {
@@ -97,8 +85,5 @@ func (a *API) deletePreferences(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &ps, "preferences"); err != nil {
 		return err
 	}
-	if appErr := a.app.DeletePreferences(r.Context(), sessionFrom(r), userID, ps); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.DeletePreferences(r.Context(), sessionFrom(r), userID, ps))
 }

@@ -60,10 +60,7 @@ func (a *API) searchUsers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	users, appErr := a.app.SearchUsers(r.Context(), sessionFrom(r), in)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, users)
+	return reply(w, http.StatusOK, users, appErr)
 }
 
 // searchChannels is POST /teams/{team_id}/channels/search.
@@ -100,8 +97,5 @@ func (a *API) searchAutocompleteChannels(w http.ResponseWriter, r *http.Request)
 
 func (a *API) channelSearch(w http.ResponseWriter, r *http.Request, teamID, term string, kind app.ChannelSearchKind) error {
 	cs, appErr := a.app.SearchChannels(r.Context(), sessionFrom(r), teamID, term, kind)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, cs)
+	return reply(w, http.StatusOK, cs, appErr)
 }

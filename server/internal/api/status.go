@@ -17,10 +17,7 @@ func (a *API) getUserStatus(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	st, appErr := a.app.GetUserStatus(r.Context(), sessionFrom(r), userID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, st)
+	return reply(w, http.StatusOK, st, appErr)
 }
 
 func (a *API) getUserStatusesByIDs(w http.ResponseWriter, r *http.Request) error {
@@ -29,10 +26,7 @@ func (a *API) getUserStatusesByIDs(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	list, appErr := a.app.GetUserStatusesByIDs(r.Context(), sessionFrom(r), ids)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, list)
+	return reply(w, http.StatusOK, list, appErr)
 }
 
 func (a *API) updateUserStatus(w http.ResponseWriter, r *http.Request) error {
@@ -50,8 +44,5 @@ func (a *API) updateUserStatus(w http.ResponseWriter, r *http.Request) error {
 		return model.ErrInvalidBody(where, "user_id")
 	}
 	st, appErr := a.app.UpdateUserStatus(r.Context(), sessionFrom(r), userID, body.Status, body.DNDEndTime)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, st)
+	return reply(w, http.StatusOK, st, appErr)
 }

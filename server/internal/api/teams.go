@@ -31,10 +31,7 @@ func (a *API) createTeam(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, appErr := a.app.CreateTeam(r.Context(), sessionFrom(r), &in)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, t)
+	return reply(w, http.StatusCreated, t, appErr)
 }
 
 func (a *API) getTeams(w http.ResponseWriter, r *http.Request) error {
@@ -47,10 +44,7 @@ func (a *API) getTeams(w http.ResponseWriter, r *http.Request) error {
 		return ok(w, res)
 	}
 	teams, appErr := a.app.ListTeams(r.Context(), sessionFrom(r), p.offset(), p.PerPage)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, teams)
+	return reply(w, http.StatusOK, teams, appErr)
 }
 
 func (a *API) getTeam(w http.ResponseWriter, r *http.Request) error {
@@ -59,10 +53,7 @@ func (a *API) getTeam(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, appErr := a.app.GetTeam(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, t)
+	return reply(w, http.StatusOK, t, appErr)
 }
 
 func (a *API) getTeamByName(w http.ResponseWriter, r *http.Request) error {
@@ -71,10 +62,7 @@ func (a *API) getTeamByName(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, appErr := a.app.GetTeamByName(r.Context(), sessionFrom(r), name)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, t)
+	return reply(w, http.StatusOK, t, appErr)
 }
 
 func (a *API) teamExists(w http.ResponseWriter, r *http.Request) error {
@@ -99,10 +87,7 @@ func (a *API) patchTeam(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, appErr := a.app.PatchTeam(r.Context(), sessionFrom(r), id, &p)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, t)
+	return reply(w, http.StatusOK, t, appErr)
 }
 
 func (a *API) addTeamMember(w http.ResponseWriter, r *http.Request) error {
@@ -128,10 +113,7 @@ func (a *API) addTeamMember(w http.ResponseWriter, r *http.Request) error {
 		return model.ErrInvalidBody(where, "user_id")
 	}
 	tm, appErr := a.app.AddTeamMember(r.Context(), sessionFrom(r), teamID, m.UserID)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, tm)
+	return reply(w, http.StatusCreated, tm, appErr)
 }
 
 func (a *API) addTeamMembers(w http.ResponseWriter, r *http.Request) error {
@@ -185,10 +167,7 @@ func (a *API) addTeamMemberFromInvite(w http.ResponseWriter, r *http.Request) er
 			"Parameter required to add user to team.")
 	}
 	tm, appErr := a.app.AddTeamMemberByInvite(r.Context(), sessionFrom(r), q.Get("invite_id"))
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, tm)
+	return reply(w, http.StatusCreated, tm, appErr)
 }
 
 func (a *API) getTeamMembers(w http.ResponseWriter, r *http.Request) error {
@@ -203,10 +182,7 @@ func (a *API) getTeamMembers(w http.ResponseWriter, r *http.Request) error {
 		Offset:              p.offset(), Limit: p.PerPage,
 	}
 	ms, appErr := a.app.ListTeamMembers(r.Context(), sessionFrom(r), teamID, f)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ms)
+	return reply(w, http.StatusOK, ms, appErr)
 }
 
 func (a *API) getTeamMembersByIDs(w http.ResponseWriter, r *http.Request) error {
@@ -219,41 +195,24 @@ func (a *API) getTeamMembersByIDs(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	ms, appErr := a.app.TeamMembersByIDs(r.Context(), sessionFrom(r), teamID, ids)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ms)
+	return reply(w, http.StatusOK, ms, appErr)
 }
 
 func (a *API) getTeamMember(w http.ResponseWriter, r *http.Request) error {
-	teamID, err := idParam(r, "team_id")
-	if err != nil {
-		return err
-	}
-	userID, err := userParam(r)
+	teamID, userID, err := memberParams(r, "team_id")
 	if err != nil {
 		return err
 	}
 	m, appErr := a.app.TeamMember(r.Context(), sessionFrom(r), teamID, userID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, m)
+	return reply(w, http.StatusOK, m, appErr)
 }
 
 func (a *API) removeTeamMember(w http.ResponseWriter, r *http.Request) error {
-	teamID, err := idParam(r, "team_id")
+	teamID, userID, err := memberParams(r, "team_id")
 	if err != nil {
 		return err
 	}
-	userID, err := userParam(r)
-	if err != nil {
-		return err
-	}
-	if appErr := a.app.RemoveTeamMember(r.Context(), sessionFrom(r), teamID, userID); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.RemoveTeamMember(r.Context(), sessionFrom(r), teamID, userID))
 }
 
 func (a *API) getTeamsForUser(w http.ResponseWriter, r *http.Request) error {
@@ -262,10 +221,7 @@ func (a *API) getTeamsForUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	teams, appErr := a.app.TeamsForUser(r.Context(), sessionFrom(r), userID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, teams)
+	return reply(w, http.StatusOK, teams, appErr)
 }
 
 func (a *API) getTeamMembersForUser(w http.ResponseWriter, r *http.Request) error {
@@ -274,10 +230,7 @@ func (a *API) getTeamMembersForUser(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	ms, appErr := a.app.TeamMembersForUser(r.Context(), sessionFrom(r), userID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ms)
+	return reply(w, http.StatusOK, ms, appErr)
 }
 
 func (a *API) getTeamsUnread(w http.ResponseWriter, r *http.Request) error {
@@ -290,10 +243,7 @@ func (a *API) getTeamsUnread(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	us, appErr := a.app.TeamsUnread(r.Context(), sessionFrom(r), userID, exclude)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, us)
+	return reply(w, http.StatusOK, us, appErr)
 }
 
 func (a *API) getTeamUnread(w http.ResponseWriter, r *http.Request) error {
@@ -306,8 +256,5 @@ func (a *API) getTeamUnread(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, appErr := a.app.TeamUnread(r.Context(), sessionFrom(r), teamID, userID)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, u)
+	return reply(w, http.StatusOK, u, appErr)
 }

@@ -18,10 +18,7 @@ func (a *API) createUserAccessToken(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	t, appErr := a.app.CreateUserAccessToken(r.Context(), sessionFrom(r), id, in.Description)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, t)
+	return reply(w, http.StatusOK, t, appErr)
 }
 
 func (a *API) getUserAccessTokensForUser(w http.ResponseWriter, r *http.Request) error {
@@ -31,19 +28,13 @@ func (a *API) getUserAccessTokensForUser(w http.ResponseWriter, r *http.Request)
 	}
 	p := paging(r)
 	out, appErr := a.app.UserAccessTokensForUser(r.Context(), sessionFrom(r), id, p.offset(), p.PerPage)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, out)
+	return reply(w, http.StatusOK, out, appErr)
 }
 
 func (a *API) getUserAccessTokens(w http.ResponseWriter, r *http.Request) error {
 	p := paging(r)
 	out, appErr := a.app.AllUserAccessTokens(r.Context(), sessionFrom(r), p.offset(), p.PerPage)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, out)
+	return reply(w, http.StatusOK, out, appErr)
 }
 
 func (a *API) getUserAccessToken(w http.ResponseWriter, r *http.Request) error {
@@ -52,10 +43,7 @@ func (a *API) getUserAccessToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, appErr := a.app.UserAccessToken(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, t)
+	return reply(w, http.StatusOK, t, appErr)
 }
 
 // tokenIDBody reads {"token_id": ...}.
@@ -77,10 +65,7 @@ func (a *API) revokeUserAccessToken(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if appErr := a.app.RevokeUserAccessToken(r.Context(), sessionFrom(r), id); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.RevokeUserAccessToken(r.Context(), sessionFrom(r), id))
 }
 
 // setUserAccessTokenActive serves /users/tokens/disable and /enable.

@@ -23,10 +23,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, appErr := a.app.CreateUser(r.Context(), s, &in)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, u)
+	return reply(w, http.StatusCreated, u, appErr)
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
@@ -99,10 +96,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, appErr := a.app.GetUser(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, u)
+	return reply(w, http.StatusOK, u, appErr)
 }
 
 func (a *API) getUserByUsername(w http.ResponseWriter, r *http.Request) error {
@@ -141,10 +135,7 @@ func (a *API) getUsersByIDs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	users, appErr := a.app.GetUsersByIDs(r.Context(), sessionFrom(r), ids, since)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, users)
+	return reply(w, http.StatusOK, users, appErr)
 }
 
 func (a *API) getUsersByUsernames(w http.ResponseWriter, r *http.Request) error {
@@ -187,10 +178,7 @@ func (a *API) getUsers(w http.ResponseWriter, r *http.Request) error {
 	}
 	f.Role = r.URL.Query().Get("role")
 	users, appErr := a.app.ListUsers(r.Context(), sessionFrom(r), f)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, users)
+	return reply(w, http.StatusOK, users, appErr)
 }
 
 func (a *API) autocompleteUsers(w http.ResponseWriter, r *http.Request) error {
@@ -211,10 +199,7 @@ func (a *API) autocompleteUsers(w http.ResponseWriter, r *http.Request) error {
 		return model.ErrInvalidURLParam("api.autocomplete_users", "name")
 	}
 	res, appErr := a.app.Autocomplete(r.Context(), sessionFrom(r), teamID, channelID, name, limit)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, res)
+	return reply(w, http.StatusOK, res, appErr)
 }
 
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
@@ -227,10 +212,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, appErr := a.app.PatchUser(r.Context(), sessionFrom(r), id, &p)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, u)
+	return reply(w, http.StatusOK, u, appErr)
 }
 
 // updateUser is PUT /users/{id}: a full user body, applied as a patch of
@@ -262,10 +244,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
 		p.Timezone = &in.Timezone
 	}
 	u, appErr := a.app.PatchUser(r.Context(), sessionFrom(r), id, &p)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, u)
+	return reply(w, http.StatusOK, u, appErr)
 }
 
 func (a *API) updatePassword(w http.ResponseWriter, r *http.Request) error {
@@ -277,10 +256,7 @@ func (a *API) updatePassword(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req, "password"); err != nil {
 		return err
 	}
-	if appErr := a.app.UpdatePassword(r.Context(), sessionFrom(r), id, req); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.UpdatePassword(r.Context(), sessionFrom(r), id, req))
 }
 
 func (a *API) getSessions(w http.ResponseWriter, r *http.Request) error {
@@ -289,10 +265,7 @@ func (a *API) getSessions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ss, appErr := a.app.Sessions(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, ss)
+	return reply(w, http.StatusOK, ss, appErr)
 }
 
 func (a *API) revokeSession(w http.ResponseWriter, r *http.Request) error {
@@ -309,10 +282,7 @@ func (a *API) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	if !model.IsValidID(body.SessionID) {
 		return model.ErrInvalidBody("api.revoke_session", "session_id")
 	}
-	if appErr := a.app.RevokeSession(r.Context(), sessionFrom(r), id, body.SessionID); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.RevokeSession(r.Context(), sessionFrom(r), id, body.SessionID))
 }
 
 func (a *API) revokeAllSessions(w http.ResponseWriter, r *http.Request) error {
@@ -320,8 +290,5 @@ func (a *API) revokeAllSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if appErr := a.app.RevokeAllSessions(r.Context(), sessionFrom(r), id); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.RevokeAllSessions(r.Context(), sessionFrom(r), id))
 }

@@ -23,10 +23,7 @@ func (a *API) createIncomingHook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h, appErr := a.app.CreateIncomingWebhook(r.Context(), sessionFrom(r), &in)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, h)
+	return reply(w, http.StatusCreated, h, appErr)
 }
 
 func (a *API) getIncomingHooks(w http.ResponseWriter, r *http.Request) error {
@@ -52,10 +49,7 @@ func (a *API) getIncomingHook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h, appErr := a.app.IncomingWebhook(r.Context(), sessionFrom(r), id)
-	if appErr != nil {
-		return appErr
-	}
-	return ok(w, h)
+	return reply(w, http.StatusOK, h, appErr)
 }
 
 // updateIncomingHook answers 201, as Mattermost does.
@@ -69,10 +63,7 @@ func (a *API) updateIncomingHook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h, appErr := a.app.UpdateIncomingWebhook(r.Context(), sessionFrom(r), id, &in)
-	if appErr != nil {
-		return appErr
-	}
-	return created(w, h)
+	return reply(w, http.StatusCreated, h, appErr)
 }
 
 func (a *API) deleteIncomingHook(w http.ResponseWriter, r *http.Request) error {
@@ -80,10 +71,7 @@ func (a *API) deleteIncomingHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if appErr := a.app.DeleteIncomingWebhook(r.Context(), sessionFrom(r), id); appErr != nil {
-		return appErr
-	}
-	return statusOK(w)
+	return replyStatusOK(w, a.app.DeleteIncomingWebhook(r.Context(), sessionFrom(r), id))
 }
 
 // Each hook may post this often: a steady rate and a burst. A misbehaving
