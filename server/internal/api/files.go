@@ -27,14 +27,6 @@ const (
 	legacyFormMemory = 10 << 20
 )
 
-// isFileRoute reports whether r is for the file routes, which bound their
-// bodies by FileSettings.MaxFileSize instead of MaximumPayloadSizeBytes and
-// are not cut short by the request timeout.
-func isFileRoute(r *http.Request) bool {
-	p := r.URL.Path
-	return p == "/api/v4/files" || strings.HasPrefix(p, "/api/v4/files/") || strings.HasPrefix(p, "/files/")
-}
-
 func readRequestErr(where string, err error) *model.AppError {
 	return model.NewAppError(where, "api.file.upload_file.read_request.app_error", http.StatusBadRequest,
 		"Unable to upload file(s). Error reading or parsing request data.").Wrap(err)

@@ -23,8 +23,8 @@ func parseSiteURL(s string) (*url.URL, error) {
 	return url.Parse(s)
 }
 
-// common sets the headers Mattermost puts on every response, assigns the
-// request id, and bounds the body.
+// common sets the headers Mattermost puts on every response and assigns
+// the request id.
 func (a *API) common(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := model.NewID()
@@ -36,18 +36,26 @@ func (a *API) common(next http.Handler) http.Handler {
 		if r.Method == http.MethodGet {
 			h.Set("Expires", "0")
 		}
-		// File routes bound their bodies themselves (FileSettings.MaxFileSize)
-		// and may outlast the request timeout: files are large.
-		if a.o.MaxPayload > 0 && r.Body != nil && !isFileRoute(r) {
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// bounded limits a request's body to MaximumPayloadSizeBytes and its run
+// time to the request timeout, so a request waiting on a dead database
+// ends. routes applies it to everything but file transfers and the
+// WebSocket.
+func (a *API) bounded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.o.MaxPayload > 0 && r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, a.o.MaxPayload)
 		}
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		if a.o.RequestTimeout > 0 && !strings.HasPrefix(r.URL.Path, "/api/v4/websocket") && !isFileRoute(r) {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, a.o.RequestTimeout)
+		if a.o.RequestTimeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), a.o.RequestTimeout)
 			defer cancel()
+			r = r.WithContext(ctx)
 		}
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r)
 	})
 }
 
