@@ -462,6 +462,49 @@ func TestPostFiles(t *testing.T) {
 	other.requireAppError("GET", "/files/"+f1.ID, nil, 404, "app.file_info.get.app_error")
 }
 
+func TestEditPostFiles(t *testing.T) {
+	t.Parallel()
+	e := newFileEnv(t, 2)
+	u, other := e.users[0], e.users[1]
+	f1 := u.mustUpload(t, e.ch.ID, "a.txt", []byte("a"))
+	f2 := u.mustUpload(t, e.ch.ID, "b.txt", []byte("b"))
+	f3 := u.mustUpload(t, e.ch.ID, "c.txt", []byte("c"))
+	foreign := other.mustUpload(t, e.ch.ID, "d.txt", []byte("d"))
+	p := u.post(e.ch.ID, "files", map[string]any{"file_ids": []string{f1.ID, f2.ID}})
+	require.Equal(t, []string{f1.ID, f2.ID}, p.FileIDs)
+
+	// Dropping f1 and adding f3 (and someone else's file, which is ignored).
+	var patched model.Post
+	u.mustDo("PUT", "/posts/"+p.ID+"/patch", map[string]any{"file_ids": []string{f3.ID, f2.ID, foreign.ID}}, 200, &patched)
+	require.Equal(t, []string{f3.ID, f2.ID}, patched.FileIDs)
+	require.Len(t, patched.Metadata.Files, 2)
+
+	var infos []*model.FileInfo
+	u.mustDo("GET", "/posts/"+p.ID+"/files/info", nil, 200, &infos)
+	ids := []string{infos[0].ID, infos[1].ID}
+	require.ElementsMatch(t, []string{f2.ID, f3.ID}, ids)
+	u.requireAppError("GET", "/files/"+f1.ID, nil, 404, "app.file_info.get.app_error")
+	resp, body := u.do("GET", "/files/"+f3.ID, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "c", string(body))
+
+	// The foreign file is still its owner's to attach.
+	q := other.post(e.ch.ID, "mine", map[string]any{"file_ids": []string{foreign.ID}})
+	require.Equal(t, []string{foreign.ID}, q.FileIDs)
+
+	// A removed file cannot come back, and a file of another post cannot be taken.
+	u.mustDo("PUT", "/posts/"+p.ID+"/patch", map[string]any{"file_ids": []string{f1.ID, f2.ID, foreign.ID}}, 200, &patched)
+	require.Equal(t, []string{f2.ID}, patched.FileIDs)
+
+	// Editing the message alone leaves the files be.
+	u.mustDo("PUT", "/posts/"+p.ID+"/patch", map[string]any{"message": "edited"}, 200, &patched)
+	require.Equal(t, []string{f2.ID}, patched.FileIDs)
+	var got model.Post
+	u.mustDo("GET", "/posts/"+p.ID, nil, 200, &got)
+	require.Equal(t, []string{f2.ID}, got.FileIDs)
+	require.Len(t, got.Metadata.Files, 1)
+}
+
 func TestFileLink(t *testing.T) {
 	t.Parallel()
 	salt := strings.Repeat("s", 32)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,7 +57,12 @@ func newTestServer(t testing.TB, mutate ...func(*app.Settings, *api.Options)) *t
 	store, err := postgres.Open(ctx, postgres.PoolOptions{DataSource: dsn, MaxOpenConns: 10, QueryTimeout: 30 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(store.Close)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// GARRISON_TEST_LOG=1 shows the server's log, to see what a 500 hid.
+	var out io.Writer = io.Discard
+	if os.Getenv("GARRISON_TEST_LOG") != "" {
+		out = os.Stderr
+	}
+	logger := slog.New(slog.NewTextHandler(out, nil))
 	set := app.Settings{
 		EnableUserCreation: true, EnableOpenServer: true, EnableSignInWithEmail: true, EnableSignInWithUsername: true,
 		MaxUsersPerTeam: 1000, MaxChannelsPerTeam: 1000, SessionLengthWeb: 24 * time.Hour, SessionLengthMobile: 24 * time.Hour,

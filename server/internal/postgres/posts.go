@@ -110,12 +110,15 @@ type PostMentions struct {
 	// Everyone mentions every member but the sender (the other member of
 	// a direct message).
 	Everyone bool
-	// ChannelWide mentions every member but the sender (@channel, @all,
-	// @here) who has not turned channel mentions off: user notify_props
+	// ChannelWide mentions every member but the sender (@channel, @all)
+	// who has not turned channel mentions off: user notify_props
 	// channel "false", channel member notify_props
 	// ignore_channel_mentions "on", or a muted channel (mark_unread
 	// "mention") whose ignore_channel_mentions is "default".
 	ChannelWide bool
+	// Here mentions, as ChannelWide does, the members whose status is
+	// online when the post is stored (@here), as Mattermost does.
+	Here bool
 }
 
 // CreatedPost is the outcome of CreatePost.
@@ -176,7 +179,8 @@ const (
 		mention_count_root = cm.mention_count_root + CASE WHEN $4 THEN 1 ELSE 0 END, last_update_at = $5
 	FROM users u
 	WHERE cm.channel_id = $1 AND cm.user_id <> $2 AND u.id = cm.user_id
-		AND ($3 OR cm.user_id = ANY($6) OR ($8 AND COALESCE(u.notify_props->>'channel', '') <> 'false'
+		AND ($3 OR cm.user_id = ANY($6) OR (($8 OR ($9 AND EXISTS (SELECT 1 FROM status s
+				WHERE s.user_id = cm.user_id AND s.status = 'online'))) AND COALESCE(u.notify_props->>'channel', '') <> 'false'
 			AND COALESCE(cm.notify_props->>'ignore_channel_mentions', '') <> 'on'
 			AND NOT (COALESCE(cm.notify_props->>'mark_unread', '') = 'mention'
 				AND COALESCE(cm.notify_props->>'ignore_channel_mentions', '') IN ('', 'default'))))
@@ -226,13 +230,13 @@ func (s *Store) CreatePost(ctx context.Context, p *model.Post, m PostMentions, n
 	}
 	b.Queue(bumpChannelSQL, p.ChannelID, p.CreateAt, isRoot, p.ID)
 	b.Queue(markSenderReadSQL, p.ChannelID, p.UserID, now, p.ID)
-	mentions := m.Everyone || m.ChannelWide || len(m.UserIDs) > 0
+	mentions := m.Everyone || m.ChannelWide || m.Here || len(m.UserIDs) > 0
 	if mentions {
 		ids := m.UserIDs
 		if ids == nil {
 			ids = []string{}
 		}
-		b.Queue(bumpMentionsSQL, p.ChannelID, p.UserID, m.Everyone, isRoot, now, ids, p.ID, m.ChannelWide)
+		b.Queue(bumpMentionsSQL, p.ChannelID, p.UserID, m.Everyone, isRoot, now, ids, p.ID, m.ChannelWide, m.Here)
 	}
 	b.Queue(senderNameSQL, p.UserID)
 
@@ -524,6 +528,12 @@ var ErrStale = errors.New("post changed since read")
 // the old value if that is not earlier: edits and pins always move
 // update_at, so it is a version that no two of them share and the check
 // cannot miss a change made in the same millisecond.
+//
+// When p.FileIDs differs from the stored list, the files are reconciled
+// in the same transaction: files the post no longer lists are deleted,
+// and new ids are attached under the rules of attachFilesSQL (the post
+// author's unattached uploads to its channel); p.FileIDs becomes the ids
+// the post really holds, in the order given.
 func (s *Store) UpdatePost(ctx context.Context, p *model.Post, readUpdateAt, now int64) error {
 	props, err := propsJSON(p.Props)
 	if err != nil {
@@ -533,13 +543,54 @@ func (s *Store) UpdatePost(ctx context.Context, p *model.Post, readUpdateAt, now
 	if err != nil {
 		return fmt.Errorf("posts: update: file_ids: %w", err)
 	}
-	// One statement: the post and its channel's version change together.
+	// The post and its channel's version change together; the row is
+	// locked first so that the old file_ids are those being replaced.
 	const q = `WITH u AS (UPDATE posts p SET message = $2, props = $3, file_ids = $4, hashtags = $5,
 			is_pinned = $6, edit_at = $7, update_at = GREATEST($8::bigint, p.update_at + 1)
 		WHERE p.id = $1 AND p.delete_at = 0 AND p.update_at = $9 RETURNING p.channel_id, p.update_at)
 	UPDATE channels c SET post_version = c.post_version + 1 FROM u WHERE c.id = u.channel_id RETURNING u.update_at`
-	err = s.pool.QueryRow(ctx, q, p.ID, p.Message, props, files, p.Hashtags, p.IsPinned, p.EditAt, now, readUpdateAt).
-		Scan(&p.UpdateAt)
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		var old []byte
+		if err := tx.QueryRow(ctx, `SELECT file_ids FROM posts WHERE id = $1 FOR UPDATE`, p.ID).Scan(&old); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, q, p.ID, p.Message, props, files, p.Hashtags, p.IsPinned, p.EditAt, now,
+			readUpdateAt).Scan(&p.UpdateAt); err != nil {
+			return err
+		}
+		was, err := decodeFileIDs(old)
+		if err != nil {
+			return err
+		}
+		changed := !slices.Equal(was, p.FileIDs)
+		if !changed {
+			return nil
+		}
+		ids := p.FileIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE file_infos SET delete_at = $3, update_at = $3
+			WHERE post_id = $1 AND delete_at = 0 AND NOT (id = ANY($2))`, p.ID, ids, now); err != nil {
+			return err
+		}
+		var held []byte
+		err = tx.QueryRow(ctx, `WITH att AS (
+				UPDATE file_infos f SET post_id = $1, update_at = $5
+				WHERE f.id = ANY($2) AND f.creator_id = $3 AND f.channel_id = $4 AND f.post_id = '' AND f.delete_at = 0
+				RETURNING f.id),
+			keep AS (SELECT f.id FROM file_infos f WHERE f.post_id = $1 AND f.delete_at = 0 AND f.id = ANY($2))
+			UPDATE posts SET file_ids = (SELECT COALESCE(jsonb_agg(u.id ORDER BY u.ord), '[]'::jsonb)
+				FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord)
+				WHERE u.id IN (SELECT id FROM att UNION SELECT id FROM keep))
+			WHERE id = $1
+			RETURNING file_ids`, p.ID, ids, p.UserID, p.ChannelID, now).Scan(&held)
+		if err != nil {
+			return err
+		}
+		p.FileIDs, err = decodeFileIDs(held)
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("posts: update: %w", ErrStale)
 	}
