@@ -47,6 +47,12 @@ func TestMentionKeywordsAndChannelMentions(t *testing.T) {
 	muted.mustDo("POST", "/channels/members/me/view", map[string]any{"channel_id": townSquare.ID}, http.StatusOK, nil)
 	muted.mustDo("POST", "/channels/members/me/view", map[string]any{"channel_id": e.ch.ID}, http.StatusOK, nil)
 
+	// @here reaches members who are online, with the same opt-outs.
+	for _, u := range []*client{keys, ignoring, a} {
+		u.mustDo("PUT", "/users/me/status", map[string]any{"user_id": u.User.ID, "status": "online"}, http.StatusOK, nil)
+	}
+	first.mustDo("PUT", "/users/me/status", map[string]any{"user_id": first.User.ID, "status": "away"}, http.StatusOK, nil)
+
 	everyone := []*client{a, keys, first, noChannel, ignoring, muted}
 	count := func(u *client) int64 { return u.channelMember(e.ch.ID, u.User.ID).MentionCount }
 	before := map[*client]int64{}
@@ -65,6 +71,7 @@ func TestMentionKeywordsAndChannelMentions(t *testing.T) {
 		{"`deploy` in code", nil},
 		{"@channel hello", []*client{keys, first}},
 		{"@here and @all", []*client{keys, first}},
+		{"@HERE:", []*client{keys}},
 		{"@" + muted.User.Username + " muted still hears you", []*client{muted}},
 		{"@" + noChannel.User.Username + " and Carol", []*client{noChannel, first}},
 	}

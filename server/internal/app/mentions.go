@@ -22,13 +22,25 @@ import (
 // '.', '-' or ':' and matched nothing is split on them and each part is
 // checked whole. A form mentions:
 //   - a user, as "@username" (any case);
-//   - every member, as "@channel", "@all" or "@here" (any case);
+//   - every member, as "@channel" or "@all", and the members who are
+//     online, as "@here" (any case);
 //   - the members who chose it as a keyword: a mention key (notify_props
 //     mention_keys, any case) or, with notify_props first_name "true",
 //     their first name (exact case, or any case if it is lower case).
 
-// channelWideMentions are the words that mention every member.
-var channelWideMentions = map[string]bool{"channel": true, "all": true, "here": true}
+// wideMention is how much of a channel a message mentions as a whole.
+type wideMention int
+
+const (
+	wideNone wideMention = iota
+	// wideHere ("@here") mentions the members who are online.
+	wideHere
+	// wideAll ("@channel", "@all") mentions every member.
+	wideAll
+)
+
+// channelWideMentions are the words that mention the channel as a whole.
+var channelWideMentions = map[string]wideMention{"channel": wideAll, "all": wideAll, "here": wideHere}
 
 // Bounds on the work one message can cause: the words holding '@' (each
 // may cost a username lookup), and all words.
@@ -137,7 +149,7 @@ func mentionLookups(tokens []mentionToken) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(w string) {
-		if n := atName(w); n != "" && !channelWideMentions[n] && !seen[n] {
+		if n := atName(w); n != "" && channelWideMentions[n] == wideNone && !seen[n] {
 			seen[n] = true
 			out = append(out, n)
 		}
@@ -172,9 +184,9 @@ func (k mentionKeywords) add(userID, firstName string, notify model.StringMap) {
 
 // resolveMentions applies the username lookup (lower-case username →
 // user id) and the members' keywords to the tokens. It returns the
-// mentioned user ids, without duplicates, and whether the message
-// mentions the whole channel.
-func resolveMentions(tokens []mentionToken, users map[string]string, kw mentionKeywords) (ids []string, channelWide bool) {
+// mentioned user ids, without duplicates, and the widest channel-wide
+// mention the message makes.
+func resolveMentions(tokens []mentionToken, users map[string]string, kw mentionKeywords) (ids []string, wide wideMention) {
 	seen := map[string]bool{}
 	add := func(id string) {
 		if !seen[id] {
@@ -185,8 +197,8 @@ func resolveMentions(tokens []mentionToken, users map[string]string, kw mentionK
 	check := func(w string) bool {
 		found := false
 		if n := atName(w); n != "" {
-			if channelWideMentions[n] {
-				channelWide, found = true, true
+			if w := channelWideMentions[n]; w != wideNone {
+				wide, found = max(wide, w), true
 			} else if id, ok := users[n]; ok {
 				add(id)
 				found = true
@@ -219,7 +231,7 @@ func resolveMentions(tokens []mentionToken, users map[string]string, kw mentionK
 			check(w)
 		}
 	}
-	return ids, channelWide
+	return ids, wide
 }
 
 // findMentions works out whom a new post in a channel that is not a
@@ -241,7 +253,9 @@ func (a *App) findMentions(ctx context.Context, channelID, senderID, msg string)
 			kw.add(u.UserID, u.FirstName, u.NotifyProps)
 		}
 	}
-	m.UserIDs, m.ChannelWide = resolveMentions(mentionTokens(msg, len(kw) > 0), users, kw)
+	var wide wideMention
+	m.UserIDs, wide = resolveMentions(mentionTokens(msg, len(kw) > 0), users, kw)
+	m.ChannelWide, m.Here = wide == wideAll, wide == wideHere
 	return m, nil
 }
 

@@ -17,34 +17,35 @@ func TestMentions(t *testing.T) {
 	cases := []struct {
 		msg      string
 		ids      []string
-		everyone bool
+		everyone wideMention
 	}{
-		{"hello", nil, false},
-		{"@bob hi", []string{"B"}, false},
-		{"hi @BOB.", []string{"B"}, false},
-		{"@bob.smith and @bob", []string{"BS", "B"}, false},
-		{"@bob.smith.", []string{"BS"}, false},
-		{"@bob.smithers", nil, false},
-		{"(@bob)", []string{"B"}, false},
-		{"@bob, @bob! @bob?", []string{"B"}, false},
-		{"email bob@bob.com", nil, false},
-		{"x.@bob", []string{"B"}, false},
-		{"_@al_x", []string{"AX"}, false},
-		{"@joe- wins", []string{"J-"}, false},
-		{"@joe-- wins", []string{"J-"}, false},
-		{"@joe: hi", []string{"J"}, false},
-		{"@bobé", nil, false},
-		{":@bob:", nil, false},
-		{"`@bob` inline", nil, false},
-		{"```\n@bob\n```\nafter @joe", []string{"J"}, false},
-		{"@channel", nil, true},
-		{"@ALL.", nil, true},
-		{"hey @here, @bob", []string{"B"}, true},
-		{"@channels", nil, false},
-		{"@", nil, false},
-		{"@@bob", nil, false},
-		{"@a", []string{"A1"}, false},
-		{"@nobody", nil, false},
+		{"hello", nil, wideNone},
+		{"@bob hi", []string{"B"}, wideNone},
+		{"hi @BOB.", []string{"B"}, wideNone},
+		{"@bob.smith and @bob", []string{"BS", "B"}, wideNone},
+		{"@bob.smith.", []string{"BS"}, wideNone},
+		{"@bob.smithers", nil, wideNone},
+		{"(@bob)", []string{"B"}, wideNone},
+		{"@bob, @bob! @bob?", []string{"B"}, wideNone},
+		{"email bob@bob.com", nil, wideNone},
+		{"x.@bob", []string{"B"}, wideNone},
+		{"_@al_x", []string{"AX"}, wideNone},
+		{"@joe- wins", []string{"J-"}, wideNone},
+		{"@joe-- wins", []string{"J-"}, wideNone},
+		{"@joe: hi", []string{"J"}, wideNone},
+		{"@bobé", nil, wideNone},
+		{":@bob:", nil, wideNone},
+		{"`@bob` inline", nil, wideNone},
+		{"```\n@bob\n```\nafter @joe", []string{"J"}, wideNone},
+		{"@channel", nil, wideAll},
+		{"@ALL.", nil, wideAll},
+		{"hey @here, @bob", []string{"B"}, wideHere},
+		{"@here and @channel", nil, wideAll},
+		{"@channels", nil, wideNone},
+		{"@", nil, wideNone},
+		{"@@bob", nil, wideNone},
+		{"@a", []string{"A1"}, wideNone},
+		{"@nobody", nil, wideNone},
 	}
 	for _, tc := range cases {
 		t.Run(tc.msg, func(t *testing.T) {
@@ -149,7 +150,7 @@ func FuzzParseMentions(f *testing.F) {
 		users := map[string]string{}
 		for _, n := range lookups {
 			require.True(t, validMentionName(n), "%q", n)
-			require.False(t, channelWideMentions[n])
+			require.Equal(t, wideNone, channelWideMentions[n])
 			users[n] = "id-" + n
 		}
 		ids, everyone := resolveMentions(tokens, users, kw)
@@ -170,7 +171,7 @@ func FuzzParseMentions(f *testing.F) {
 		// Without '@' nothing but keywords is mentioned.
 		if !strings.Contains(msg, "@") {
 			require.Empty(t, atTokens)
-			require.False(t, everyone)
+			require.Equal(t, wideNone, everyone)
 			for _, id := range ids {
 				require.Equal(t, "kw-1", id)
 			}
