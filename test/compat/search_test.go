@@ -50,6 +50,58 @@ func TestSearchPostsDriver(t *testing.T) {
 	requireAppError(t, resp, err, http.StatusForbidden, "api.context.permissions.app_error")
 }
 
+func TestSearchFilesDriver(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	f := newPostFixture(t)
+	priv := channelWith(t, f.alice, f.team.Id, model.ChannelTypePrivate)
+	// attach uploads a file and posts it.
+	attach := func(by *account, channelID, name string, data []byte) *model.FileInfo {
+		up, _, err := by.UploadFile(ctx, data, channelID, name)
+		require.NoError(t, err)
+		info := up.FileInfos[0]
+		_, _, err = by.CreatePost(ctx, &model.Post{ChannelId: channelID, Message: "file", FileIds: model.StringArray{info.Id}})
+		require.NoError(t, err)
+		return info
+	}
+	plan := attach(f.alice, f.ch.Id, "Budget_Plan-2025.txt", []byte("plan"))
+	photo := attach(f.bob, f.ch.Id, "budget photo.png", compatPNG(t, 8, 8))
+	attach(f.alice, priv.Id, "secret budget.txt", []byte("secret"))
+	_, _, err := f.alice.UploadFile(ctx, []byte("never posted"), f.ch.Id, "unposted budget.txt")
+	require.NoError(t, err)
+
+	list, resp, err := f.bob.SearchFiles(ctx, f.team.Id, "budget", false)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.ElementsMatch(t, []string{plan.Id, photo.Id}, list.Order, "no private channel of alice's, no unposted file")
+	require.GreaterOrEqual(t, list.FileInfos[list.Order[0]].CreateAt, list.FileInfos[list.Order[1]].CreateAt, "newest first")
+	got := list.FileInfos[plan.Id]
+	require.Equal(t, "Budget_Plan-2025.txt", got.Name)
+	require.Equal(t, f.ch.Id, got.ChannelId)
+	require.NotEmpty(t, got.PostId)
+	require.Empty(t, got.Path, "storage paths are never sent")
+
+	list, _, err = f.bob.SearchFilesAcrossTeams(ctx, "ext:png", false)
+	require.NoError(t, err)
+	require.Equal(t, []string{photo.Id}, list.Order)
+	list, _, err = f.alice.SearchFiles(ctx, f.team.Id, "plan photo", true)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{plan.Id, photo.Id}, list.Order)
+
+	terms := "budget_plan from:" + f.alice.User.Username + " in:" + f.ch.Name + " -ext:png"
+	perPage, page := 10, 0
+	list, _, err = f.bob.SearchFilesWithParams(ctx, "", &model.SearchParameter{Terms: &terms, PerPage: &perPage, Page: &page})
+	require.NoError(t, err, "cross-team search")
+	require.Equal(t, []string{plan.Id}, list.Order)
+
+	empty := ""
+	_, resp, err = f.bob.SearchFilesWithParams(ctx, f.team.Id, &model.SearchParameter{Terms: &empty})
+	requireAppError(t, resp, err, http.StatusBadRequest, "api.context.invalid_body_param.app_error")
+	stranger := newUser(t)
+	_, resp, err = stranger.SearchFiles(ctx, f.team.Id, "budget", false)
+	requireAppError(t, resp, err, http.StatusForbidden, "api.context.permissions.app_error")
+}
+
 func TestSearchUsersAndChannelsDriver(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

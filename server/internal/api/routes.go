@@ -119,6 +119,8 @@ func (a *API) routes() http.Handler {
 			// Search (issue 3): posts, users, channels.
 			r.Post("/teams/{team_id}/posts/search", a.auth(a.searchPostsInTeam))
 			r.Post("/posts/search", a.auth(a.searchPostsAllTeams))
+			r.Post("/teams/{team_id}/files/search", a.auth(a.searchFilesInTeam))
+			r.Post("/files/search", a.auth(a.searchFilesAllTeams))
 			r.Post("/users/search", a.auth(a.searchUsers))
 			r.Post("/teams/{team_id}/channels/search", a.auth(a.searchChannels))
 			r.Get("/teams/{team_id}/channels/autocomplete", a.auth(a.autocompleteChannels))

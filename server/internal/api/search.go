@@ -22,14 +22,56 @@ func (a *API) searchPostsAllTeams(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (a *API) searchPosts(w http.ResponseWriter, r *http.Request, teamID string) error {
-	var p model.SearchParameter
-	if err := decodeBody(r, &p, "search"); err != nil {
+	o, err := searchOptions(r, teamID, "api.search_posts")
+	if err != nil {
 		return err
 	}
-	if p.Terms == nil {
-		return model.ErrInvalidBody("api.search_posts", "terms")
+	res, appErr := a.app.SearchPosts(r.Context(), sessionFrom(r), o)
+	if appErr != nil {
+		return appErr
 	}
-	o := app.SearchPostsOptions{TeamID: teamID, Terms: *p.Terms, PerPage: defaultPerPage}
+	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	return ok(w, res)
+}
+
+// searchFilesInTeam is POST /teams/{team_id}/files/search.
+func (a *API) searchFilesInTeam(w http.ResponseWriter, r *http.Request) error {
+	teamID, err := idParam(r, "team_id")
+	if err != nil {
+		return err
+	}
+	return a.searchFiles(w, r, teamID)
+}
+
+// searchFilesAllTeams is POST /files/search.
+func (a *API) searchFilesAllTeams(w http.ResponseWriter, r *http.Request) error {
+	return a.searchFiles(w, r, "")
+}
+
+func (a *API) searchFiles(w http.ResponseWriter, r *http.Request, teamID string) error {
+	o, err := searchOptions(r, teamID, "api.search_files")
+	if err != nil {
+		return err
+	}
+	res, appErr := a.app.SearchFiles(r.Context(), sessionFrom(r), o)
+	if appErr != nil {
+		return appErr
+	}
+	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	return ok(w, res)
+}
+
+// searchOptions reads the body of a post or file search (Mattermost's
+// SearchParameter); per_page defaults to 60 and is clamped to 200.
+func searchOptions(r *http.Request, teamID, where string) (app.SearchOptions, error) {
+	var p model.SearchParameter
+	if err := decodeBody(r, &p, "search"); err != nil {
+		return app.SearchOptions{}, err
+	}
+	if p.Terms == nil {
+		return app.SearchOptions{}, model.ErrInvalidBody(where, "terms")
+	}
+	o := app.SearchOptions{TeamID: teamID, Terms: *p.Terms, PerPage: defaultPerPage}
 	if p.IsOrSearch != nil {
 		o.IsOrSearch = *p.IsOrSearch
 	}
@@ -45,12 +87,7 @@ func (a *API) searchPosts(w http.ResponseWriter, r *http.Request, teamID string)
 	if p.PerPage != nil {
 		o.PerPage = min(*p.PerPage, maxPerPage)
 	}
-	res, appErr := a.app.SearchPosts(r.Context(), sessionFrom(r), o)
-	if appErr != nil {
-		return appErr
-	}
-	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
-	return ok(w, res)
+	return o, nil
 }
 
 // searchUsers is POST /users/search.

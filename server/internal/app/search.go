@@ -9,8 +9,8 @@ import (
 	"github.com/garrison-chat/garrison/server/internal/postgres"
 )
 
-// SearchPostsOptions are a post search request.
-type SearchPostsOptions struct {
+// SearchOptions are a post or file search request.
+type SearchOptions struct {
 	// TeamID limits the search to one team's channels (and the searcher's
 	// direct and group messages); "" searches every team.
 	TeamID                 string
@@ -36,11 +36,10 @@ const (
 	userSearchMaxLimit       = 1000
 )
 
-// SearchPosts runs a post search for the caller. As in Mattermost it
-// searches only the channels the caller is a member of (system admins
-// included), never deleted posts or system messages, newest first.
-func (a *App) SearchPosts(ctx context.Context, s *model.Session, o SearchPostsOptions) (*model.PostSearchResults, *model.AppError) {
-	const where = "app.search_posts"
+// startSearch checks a post or file search request and parses its terms:
+// the terms must be given and the page within bounds, and a team search
+// needs a member of the team.
+func (a *App) startSearch(ctx context.Context, s *model.Session, o SearchOptions, where string) (*searchQuery, *model.AppError) {
 	if strings.TrimSpace(o.Terms) == "" {
 		return nil, model.ErrInvalidBody(where, "terms")
 	}
@@ -52,22 +51,33 @@ func (a *App) SearchPosts(ctx context.Context, s *model.Session, o SearchPostsOp
 			return nil, err
 		}
 	}
-	q, appErr := parseSearch(o.Terms, o.TimeZoneOffset)
+	return parseSearch(o.Terms, o.TimeZoneOffset)
+}
+
+// SearchPosts runs a post search for the caller. As in Mattermost it
+// searches only the channels the caller is a member of (system admins
+// included), never deleted posts or system messages, newest first.
+func (a *App) SearchPosts(ctx context.Context, s *model.Session, o SearchOptions) (*model.PostSearchResults, *model.AppError) {
+	const where = "app.search_posts"
+	q, appErr := a.startSearch(ctx, s, o, where)
 	if appErr != nil {
 		return nil, appErr
 	}
 	res := &model.PostSearchResults{PostList: model.NewPostList(), Matches: map[string][]string{}}
-	if q.empty() || o.PerPage == 0 {
+	if q.empty(false) || o.PerPage == 0 {
 		return res, nil
 	}
-	ps, ok, err := a.resolveSearch(ctx, s, o, q)
+	f, ok, err := a.resolveSearch(ctx, s, o, q)
 	if err != nil {
 		return nil, internalErr(where, err)
 	}
 	if !ok {
 		return res, nil
 	}
-	posts, err := a.store.SearchPosts(ctx, ps)
+	// One more than a page tells whether another follows.
+	f.Offset, f.Limit = o.Page*o.PerPage, o.PerPage+1
+	posts, err := a.store.SearchPosts(ctx, postgres.PostSearch{SearchFilter: f,
+		Hashtags: q.Hashtags, ExcludedHashtags: q.ExcludedHashtags})
 	if err != nil {
 		return nil, internalErr(where, err)
 	}
@@ -88,9 +98,10 @@ func (a *App) SearchPosts(ctx context.Context, s *model.Session, o SearchPostsOp
 
 // resolveSearch turns the names of q into ids: the channels to search
 // (the caller's, narrowed by in: and -in:) and the authors of from: and
-// -from:. ok is false when the search can match nothing, such as a from:
-// naming no user or an in: naming no channel of the caller's.
-func (a *App) resolveSearch(ctx context.Context, s *model.Session, o SearchPostsOptions, q *searchQuery) (ps postgres.PostSearch, ok bool, err error) {
+// -from:, and returns the filter of q without its page. ok is false when
+// the search can match nothing, such as a from: naming no user or an in:
+// naming no channel of the caller's.
+func (a *App) resolveSearch(ctx context.Context, s *model.Session, o SearchOptions, q *searchQuery) (f postgres.SearchFilter, ok bool, err error) {
 	var names []string
 	names = append(names, q.FromUsers...)
 	names = append(names, q.ExcludedUsers...)
@@ -102,12 +113,12 @@ func (a *App) resolveSearch(ctx context.Context, s *model.Session, o SearchPosts
 	users := map[string]string{}
 	if len(names) > 0 {
 		if users, err = a.store.UserIDsForSearch(ctx, names); err != nil {
-			return ps, false, err
+			return f, false, err
 		}
 	}
 	chans, err := a.store.SearchableChannels(ctx, s.UserID, o.TeamID, o.IncludeDeletedChannels)
 	if err != nil {
-		return ps, false, err
+		return f, false, err
 	}
 	// byName finds the caller's channels a name of in: means: a channel
 	// name, or @username for the direct message with that user.
@@ -145,30 +156,28 @@ func (a *App) resolveSearch(ctx context.Context, s *model.Session, o SearchPosts
 		}
 	}
 	for id := range allowed {
-		ps.ChannelIDs = append(ps.ChannelIDs, id)
+		f.ChannelIDs = append(f.ChannelIDs, id)
 	}
-	if len(ps.ChannelIDs) == 0 {
-		return ps, false, nil
+	if len(f.ChannelIDs) == 0 {
+		return f, false, nil
 	}
 	for _, n := range q.FromUsers {
 		if id, found := users[n]; found {
-			ps.FromUserIDs = append(ps.FromUserIDs, id)
+			f.FromUserIDs = append(f.FromUserIDs, id)
 		}
 	}
-	if len(q.FromUsers) > 0 && len(ps.FromUserIDs) == 0 {
-		return ps, false, nil
+	if len(q.FromUsers) > 0 && len(f.FromUserIDs) == 0 {
+		return f, false, nil
 	}
 	for _, n := range q.ExcludedUsers {
 		if id, found := users[n]; found {
-			ps.ExcludedUserIDs = append(ps.ExcludedUserIDs, id)
+			f.ExcludedUserIDs = append(f.ExcludedUserIDs, id)
 		}
 	}
-	ps.Terms, ps.ExcludedTerms = q.Terms, q.ExcludedTerms
-	ps.Hashtags, ps.ExcludedHashtags = q.Hashtags, q.ExcludedHashtags
-	ps.Within, ps.Outside = q.Within, q.Outside
-	ps.OrTerms = o.IsOrSearch
-	ps.Offset, ps.Limit = o.Page*o.PerPage, o.PerPage+1
-	return ps, true, nil
+	f.Terms, f.ExcludedTerms = q.Terms, q.ExcludedTerms
+	f.Within, f.Outside = q.Within, q.Outside
+	f.OrTerms = o.IsOrSearch
+	return f, true, nil
 }
 
 // SearchUsers finds users whose username or nickname (and full name and

@@ -26,7 +26,7 @@ const (
 // searchQuery is a parsed search string (Mattermost's search syntax):
 // plain words, "quoted phrases", trailing-* prefixes and #hashtags, each
 // possibly excluded with a leading -, and the flags from:, in: (also
-// channel:), before:, after: and on:, also excludable.
+// channel:), before:, after:, on: and ext:, also excludable.
 type searchQuery struct {
 	Terms, ExcludedTerms         []postgres.SearchTerm
 	Hashtags, ExcludedHashtags   []string // lower-case, with the #
@@ -34,15 +34,23 @@ type searchQuery struct {
 	InChannels, ExcludedChannels []string // lower-case names, without ~
 	// Within must all hold; Outside must all fail.
 	Within, Outside []postgres.TimeRange
+	// Extensions filter file search, lower-case without the dot; post
+	// search ignores them, as Mattermost's does.
+	Extensions, ExcludedExtensions []string
 }
 
-// empty reports whether q has neither terms nor filters: such a search
-// finds nothing, as in Mattermost (one cannot list every post by
-// searching for "*").
-func (q *searchQuery) empty() bool {
-	return len(q.Terms)+len(q.ExcludedTerms)+len(q.Hashtags)+len(q.ExcludedHashtags)+
-		len(q.FromUsers)+len(q.ExcludedUsers)+len(q.InChannels)+len(q.ExcludedChannels)+
-		len(q.Within)+len(q.Outside) == 0
+// empty reports whether q has neither terms nor filters that apply to
+// what is searched (ext: applies only to files): such a search finds
+// nothing, as in Mattermost (one cannot list every post by searching for
+// "*").
+func (q *searchQuery) empty(files bool) bool {
+	n := len(q.Terms) + len(q.ExcludedTerms) + len(q.Hashtags) + len(q.ExcludedHashtags) +
+		len(q.FromUsers) + len(q.ExcludedUsers) + len(q.InChannels) + len(q.ExcludedChannels) +
+		len(q.Within) + len(q.Outside)
+	if files {
+		n += len(q.Extensions) + len(q.ExcludedExtensions)
+	}
+	return n == 0
 }
 
 // The word clean-up of Mattermost's model.ParseSearchParams: surrounding
@@ -241,7 +249,15 @@ func (q *searchQuery) addFlag(name, value string, exclude bool, tzOffset int) *m
 			q.InChannels = append(q.InChannels, value)
 		}
 	case "ext":
-		// File extensions filter file search, which is not post search.
+		value = strings.TrimLeft(value, ".")
+		if value == "" {
+			break
+		}
+		if exclude {
+			q.ExcludedExtensions = append(q.ExcludedExtensions, value)
+		} else {
+			q.Extensions = append(q.Extensions, value)
+		}
 	default:
 		d, ok := parseSearchDate(value)
 		if !ok {

@@ -53,7 +53,8 @@ func TestParseSearch(t *testing.T) {
 		{in: "on:2024-3-15", offset: 3600, want: searchQuery{Within: []postgres.TimeRange{{From: s15p, To: e15p}}}},
 		{in: "after:2024-03-15 before:2024-03-15", want: searchQuery{Within: []postgres.TimeRange{{From: e15 + 1}, {To: s15 - 1}}}},
 		{in: "-on:2024-03-15", want: searchQuery{Outside: []postgres.TimeRange{{From: s15, To: e15}}}},
-		{in: "ext:pdf report", want: searchQuery{Terms: []postgres.SearchTerm{sqWord("report")}}},
+		{in: "ext:pdf report", want: searchQuery{Terms: []postgres.SearchTerm{sqWord("report")}, Extensions: []string{"pdf"}}},
+		{in: "EXT:.PDF -ext:\"txt\" ext: jpg ext:.", want: searchQuery{Extensions: []string{"pdf", "jpg"}, ExcludedExtensions: []string{"txt"}}},
 		{in: "* ** -- !!!", want: searchQuery{}},
 		{in: "unknown:flag", want: searchQuery{Terms: []postgres.SearchTerm{sqWord("unknown:flag")}}},
 		{in: "from:", want: searchQuery{Terms: []postgres.SearchTerm{sqWord("from")}}},
@@ -106,25 +107,37 @@ func TestSearchMatches(t *testing.T) {
 // placeholder matches the parameters of a query.
 var placeholder = regexp.MustCompile(`\$(\d+)`)
 
-// checkSQL requires q's SQL to be parameterised: each $n names an
-// argument, and the SQL depends only on the shape of the search, never
-// on its text.
-func checkSQL(t *testing.T, ps postgres.PostSearch) {
+// checkSQL requires the SQL of a post and a file search to be
+// parameterised: each $n names an argument, and the SQL depends only on
+// the shape of the search, never on its text.
+func checkSQL(t *testing.T, ps postgres.PostSearch, fs postgres.FileSearch) {
+	blank := ps
+	blank.Terms, blank.ExcludedTerms = blankTerms(ps.Terms), blankTerms(ps.ExcludedTerms)
+	blank.Hashtags, blank.ExcludedHashtags = blankWords(ps.Hashtags), blankWords(ps.ExcludedHashtags)
 	for _, shape := range []postgres.SearchShape{postgres.ShapePlanned, postgres.ShapeRecent, postgres.ShapeIndexed} {
 		sql, args := postgres.SearchPostsShapeSQL(ps, shape)
-		maxN := 0
-		for _, m := range placeholder.FindAllStringSubmatch(sql, -1) {
-			var n int
-			_, _ = fmt.Sscan(m[1], &n)
-			maxN = max(maxN, n)
-		}
-		require.Equal(t, len(args), maxN, sql)
-		blank := ps
-		blank.Terms, blank.ExcludedTerms = blankTerms(ps.Terms), blankTerms(ps.ExcludedTerms)
-		blank.Hashtags, blank.ExcludedHashtags = blankWords(ps.Hashtags), blankWords(ps.ExcludedHashtags)
 		blankSQL, _ := postgres.SearchPostsShapeSQL(blank, shape)
-		require.Equal(t, blankSQL, sql, "search text reached the SQL")
+		checkParams(t, sql, args, blankSQL)
 	}
+	blankFiles := fs
+	blankFiles.Terms, blankFiles.ExcludedTerms = blankTerms(fs.Terms), blankTerms(fs.ExcludedTerms)
+	blankFiles.Extensions, blankFiles.ExcludedExtensions = blankWords(fs.Extensions), blankWords(fs.ExcludedExtensions)
+	sql, args := postgres.SearchFilesSQL(fs)
+	blankSQL, _ := postgres.SearchFilesSQL(blankFiles)
+	checkParams(t, sql, args, blankSQL)
+}
+
+// checkParams requires sql to have a placeholder for each of args and to
+// be blankSQL, the SQL of the same search with other text.
+func checkParams(t *testing.T, sql string, args []any, blankSQL string) {
+	maxN := 0
+	for _, m := range placeholder.FindAllStringSubmatch(sql, -1) {
+		var n int
+		_, _ = fmt.Sscan(m[1], &n)
+		maxN = max(maxN, n)
+	}
+	require.Equal(t, len(args), maxN, sql)
+	require.Equal(t, blankSQL, sql, "search text reached the SQL")
 }
 
 func blankTerms(ts []postgres.SearchTerm) []postgres.SearchTerm {
@@ -143,10 +156,11 @@ func blankWords(ws []string) []string {
 	return out
 }
 
-func searchFor(q *searchQuery, or bool) postgres.PostSearch {
-	return postgres.PostSearch{ChannelIDs: []string{"c"}, Terms: q.Terms, ExcludedTerms: q.ExcludedTerms,
-		Hashtags: q.Hashtags, ExcludedHashtags: q.ExcludedHashtags, OrTerms: or,
+func searchFor(q *searchQuery, or bool) (postgres.PostSearch, postgres.FileSearch) {
+	f := postgres.SearchFilter{ChannelIDs: []string{"c"}, Terms: q.Terms, ExcludedTerms: q.ExcludedTerms, OrTerms: or,
 		FromUserIDs: q.FromUsers, ExcludedUserIDs: q.ExcludedUsers, Within: q.Within, Outside: q.Outside, Limit: 61}
+	return postgres.PostSearch{SearchFilter: f, Hashtags: q.Hashtags, ExcludedHashtags: q.ExcludedHashtags},
+		postgres.FileSearch{SearchFilter: f, Extensions: q.Extensions, ExcludedExtensions: q.ExcludedExtensions}
 }
 
 // FuzzParseSearch: the parser never panics; it refuses with a 400 or
@@ -154,7 +168,7 @@ func searchFor(q *searchQuery, or bool) postgres.PostSearch {
 // parameterised.
 func FuzzParseSearch(f *testing.F) {
 	for _, s := range []string{`hello "big world" -x from:a in:b on:2024-1-2 #tag pre*`, `"`, `-"`, `-`, `:`,
-		`from: from:`, `in:"a b"`, `'; DROP TABLE posts; --`, `a:* | !b & (c)`, `\'\\`, "\x00", `##`, `-#-`, `"a" "b`} {
+		`from: from:`, `in:"a b"`, `ext:pdf -ext:.TXT report.pdf`, `'; DROP TABLE posts; --`, `a:* | !b & (c)`, `\'\\`, "\x00", `##`, `-#-`, `"a" "b`} {
 		f.Add(s, 0, false)
 	}
 	f.Fuzz(func(t *testing.T, in string, offset int, or bool) {
@@ -168,7 +182,8 @@ func FuzzParseSearch(f *testing.F) {
 				require.True(t, hasWordChar(term.Text), "%q", term.Text)
 			}
 		}
-		checkSQL(t, searchFor(q, or))
+		ps, fs := searchFor(q, or)
+		checkSQL(t, ps, fs)
 		searchMatches(q, in)
 	})
 }

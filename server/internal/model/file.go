@@ -33,3 +33,19 @@ type FileUploadResponse struct {
 	FileInfos []*FileInfo `json:"file_infos"`
 	ClientIDs []string    `json:"client_ids"`
 }
+
+// FileInfoList is the answer to a file search, as Mattermost's: Order
+// lists the ids newest first. The cursors and FirstInaccessibleFileTime
+// are always empty: Garrison has neither cursors nor plan limits.
+type FileInfoList struct {
+	Order                     []string             `json:"order"`
+	FileInfos                 map[string]*FileInfo `json:"file_infos"`
+	NextFileInfoID            string               `json:"next_file_info_id"`
+	PrevFileInfoID            string               `json:"prev_file_info_id"`
+	FirstInaccessibleFileTime int64                `json:"first_inaccessible_file_time"`
+}
+
+// NewFileInfoList returns an empty list that encodes as Mattermost's does.
+func NewFileInfoList() *FileInfoList {
+	return &FileInfoList{Order: []string{}, FileInfos: map[string]*FileInfo{}}
+}

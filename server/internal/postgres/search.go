@@ -24,7 +24,7 @@ const (
 	TermPrefix
 )
 
-// SearchTerm is one word, phrase or prefix of a post search.
+// SearchTerm is one word, phrase or prefix of a search.
 type SearchTerm struct {
 	Kind SearchTermKind
 	Text string
@@ -33,25 +33,44 @@ type SearchTerm struct {
 // TimeRange bounds create_at, both ends inclusive; 0 leaves an end open.
 type TimeRange struct{ From, To int64 }
 
-// PostSearch is a full-text search of posts. Every value reaches the
+// SearchFilter is what post and file searches share: where to look, the
+// terms, the authors, the dates and the page. Every value reaches the
 // database as a parameter; only the shape of the search (how many terms
 // of which kind) shapes the SQL.
-type PostSearch struct {
+type SearchFilter struct {
 	// ChannelIDs are the channels to search: the caller has decided the
 	// searcher may read them all. Empty finds nothing.
 	ChannelIDs []string
 	// Terms must all match (any, with OrTerms); ExcludedTerms none.
 	Terms, ExcludedTerms []SearchTerm
-	// Hashtags are lower-case, with the #, matched against whole stored
-	// hashtags; they combine with Terms like a term.
-	Hashtags, ExcludedHashtags []string
-	OrTerms                    bool
-	// FromUserIDs, if any, restrict to posts by those users.
+	OrTerms              bool
+	// FromUserIDs, if any, restrict to posts (files) by those users.
 	FromUserIDs, ExcludedUserIDs []string
 	// Within must all hold, Outside must all fail.
 	Within, Outside []TimeRange
 	Offset, Limit   int
 }
+
+// PostSearch is a full-text search of posts.
+type PostSearch struct {
+	SearchFilter
+	// Hashtags are lower-case, with the #, matched against whole stored
+	// hashtags; they combine with Terms like a term.
+	Hashtags, ExcludedHashtags []string
+}
+
+// searchSource is what a search reads: the columns its filters compare
+// and the text its terms match.
+type searchSource struct {
+	channel, user, createAt string
+	// vector is the text search vector of the searched text.
+	vector string
+	// tsquery is the text search query of term t whose parameter is p.
+	tsquery func(t SearchTerm, p string) string
+}
+
+var postSource = searchSource{channel: "p.channel_id", user: "p.user_id", createAt: "p.create_at",
+	vector: "p.message_tsv", tsquery: tsquerySQL}
 
 // tsquerySQL is the text search query of one term: built by the database
 // from a parameter, so no search text is ever part of the SQL.
@@ -122,73 +141,88 @@ func SearchPostsSQL(s PostSearch) (string, []any) {
 	return SearchPostsShapeSQL(s, ShapePlanned)
 }
 
-// SearchPostsShapeSQL returns the query of shape shape for s and its
-// arguments. Every shape has the same conditions and the same order.
-func SearchPostsShapeSQL(s PostSearch, shape SearchShape) (string, []any) {
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
-	where := []string{`p.channel_id = ANY(` + arg(s.ChannelIDs) + `::text[])`, `p.delete_at = 0`, `p.type NOT LIKE 'system\_%'`}
-
+// conds returns the conditions of f on src, with arg adding a
+// parameter. alsoMatch are conditions that count as terms: they must
+// hold with the terms, or, with OrTerms, one of them or a term must.
+func (f SearchFilter) conds(src searchSource, arg func(any) string, alsoMatch ...string) []string {
+	where := []string{src.channel + ` = ANY(` + arg(f.ChannelIDs) + `::text[])`}
 	var match []string
-	if len(s.Terms) > 0 {
-		qs := make([]string, len(s.Terms))
+	if len(f.Terms) > 0 {
+		qs := make([]string, len(f.Terms))
 		op := ` && `
-		if s.OrTerms {
+		if f.OrTerms {
 			op = ` || `
 		}
-		for i, t := range s.Terms {
-			qs[i] = tsquerySQL(t, arg(termArg(t)))
+		for i, t := range f.Terms {
+			qs[i] = src.tsquery(t, arg(termArg(t)))
 		}
-		match = append(match, `p.message_tsv @@ (`+strings.Join(qs, op)+`)`)
+		match = append(match, src.vector+` @@ (`+strings.Join(qs, op)+`)`)
 	}
-	const tags = `string_to_array(lower(p.hashtags), ' ')`
-	if len(s.Hashtags) > 0 {
-		op := ` @> `
-		if s.OrTerms {
-			op = ` && `
-		}
-		match = append(match, `(p.hashtags <> '' AND `+tags+op+arg(s.Hashtags)+`::text[])`)
-	}
+	match = append(match, alsoMatch...)
 	if len(match) > 0 {
-		if s.OrTerms {
+		if f.OrTerms {
 			where = append(where, `(`+strings.Join(match, ` OR `)+`)`)
 		} else {
 			where = append(where, match...)
 		}
 	}
-	for _, t := range s.ExcludedTerms {
-		where = append(where, `NOT p.message_tsv @@ `+tsquerySQL(t, arg(termArg(t))))
+	for _, t := range f.ExcludedTerms {
+		where = append(where, `NOT `+src.vector+` @@ `+src.tsquery(t, arg(termArg(t))))
 	}
-	if len(s.ExcludedHashtags) > 0 {
-		where = append(where, `NOT (p.hashtags <> '' AND `+tags+` && `+arg(s.ExcludedHashtags)+`::text[])`)
+	if len(f.FromUserIDs) > 0 {
+		where = append(where, src.user+` = ANY(`+arg(f.FromUserIDs)+`::text[])`)
 	}
-	if len(s.FromUserIDs) > 0 {
-		where = append(where, `p.user_id = ANY(`+arg(s.FromUserIDs)+`::text[])`)
-	}
-	if len(s.ExcludedUserIDs) > 0 {
-		where = append(where, `p.user_id <> ALL(`+arg(s.ExcludedUserIDs)+`::text[])`)
+	if len(f.ExcludedUserIDs) > 0 {
+		where = append(where, src.user+` <> ALL(`+arg(f.ExcludedUserIDs)+`::text[])`)
 	}
 	rangeSQL := func(r TimeRange) string {
 		var c []string
 		if r.From != 0 {
-			c = append(c, `p.create_at >= `+arg(r.From)+`::bigint`)
+			c = append(c, src.createAt+` >= `+arg(r.From)+`::bigint`)
 		}
 		if r.To != 0 {
-			c = append(c, `p.create_at <= `+arg(r.To)+`::bigint`)
+			c = append(c, src.createAt+` <= `+arg(r.To)+`::bigint`)
 		}
 		if len(c) == 0 {
 			return `true`
 		}
 		return strings.Join(c, ` AND `)
 	}
-	for _, r := range s.Within {
+	for _, r := range f.Within {
 		where = append(where, rangeSQL(r))
 	}
-	for _, r := range s.Outside {
+	for _, r := range f.Outside {
 		where = append(where, `NOT (`+rangeSQL(r)+`)`)
+	}
+	return where
+}
+
+// sqlArgs collects the parameters of a query.
+type sqlArgs []any
+
+// add adds parameter v and returns its placeholder.
+func (a *sqlArgs) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+// SearchPostsShapeSQL returns the query of shape shape for s and its
+// arguments. Every shape has the same conditions and the same order.
+func SearchPostsShapeSQL(s PostSearch, shape SearchShape) (string, []any) {
+	var args sqlArgs
+	arg := args.add
+	var tagMatch []string
+	const tags = `string_to_array(lower(p.hashtags), ' ')`
+	if len(s.Hashtags) > 0 {
+		op := ` @> `
+		if s.OrTerms {
+			op = ` && `
+		}
+		tagMatch = append(tagMatch, `(p.hashtags <> '' AND `+tags+op+arg(s.Hashtags)+`::text[])`)
+	}
+	where := append([]string{`p.delete_at = 0`, `p.type NOT LIKE 'system\_%'`}, s.conds(postSource, arg, tagMatch...)...)
+	if len(s.ExcludedHashtags) > 0 {
+		where = append(where, `NOT (p.hashtags <> '' AND `+tags+` && `+arg(s.ExcludedHashtags)+`::text[])`)
 	}
 	cond := strings.Join(where, ` AND `)
 	var from string
