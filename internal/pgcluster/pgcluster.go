@@ -2,10 +2,16 @@
 // (initdb + pg_ctl) for the test harness (internal/pgtest) and for the
 // all-in-one dev mode (`make run`).
 //
-// The cluster listens only on 127.0.0.1 and on a unix socket in its data
-// directory (or in a short directory under /tmp when the data directory's
-// path is too long for a socket), trusts every local connection and has a
-// single superuser, postgres. It is not meant for production data.
+// The cluster listens on 127.0.0.1 (or on Options.ListenAddr) and on a
+// unix socket in its data directory (or in a short directory under /tmp
+// when the data directory's path is too long for a socket), trusts every
+// local connection (and those from Options.TrustNetworks) and has a single
+// superuser, postgres. It is not meant for production data.
+//
+// For the multi-node testbed (test/testbed) a cluster can also run inside
+// a network namespace (Options.Exec), be a streaming replica of another
+// (StartReplica), be promoted, have its replay paused and resumed, and be
+// killed the way a crash ends it (Kill).
 //
 // When the process runs as root, which Postgres refuses, every Postgres
 // binary runs as the postgres user through `runuser -u postgres --`, and the
@@ -13,15 +19,19 @@
 package pgcluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,8 +53,33 @@ type Options struct {
 	// not hold a cluster yet, and reuses the cluster in it otherwise.
 	Dir string
 
-	// Port is the TCP port on 127.0.0.1; 0 picks a free one at every start.
+	// Port is the TCP port on 127.0.0.1 (or ListenAddr); 0 picks a free one
+	// at every start.
 	Port int
+
+	// ListenAddr is the IP address the server listens on and DSN points
+	// at; empty means 127.0.0.1. Start's own connections go through the
+	// unix socket, so any address works, including one only reachable from
+	// inside the network namespace the server runs in.
+	ListenAddr string
+
+	// Exec is a command prefix every Postgres binary (initdb, pg_ctl and so
+	// the postmaster, pg_basebackup) runs under, for example
+	// {"ip", "netns", "exec", "ns1"} to run the server in network namespace
+	// ns1. When we are root the prefix runs first, as root (entering a
+	// namespace needs it), and runuser after it.
+	Exec []string
+
+	// TrustNetworks are CIDRs (10.200.3.0/24) whose clients may connect to
+	// any database and for replication without a password: Start adds a
+	// "host all" and a "host replication" trust line for each to pg_hba.conf.
+	TrustNetworks []string
+
+	// Settings are extra server settings passed as -c name=value at every
+	// start (synchronous_standby_names, cluster_name, ...). Being on the
+	// command line, they override postgresql.conf and survive pg_basebackup
+	// and pg_rewind copying that file from another node.
+	Settings map[string]string
 
 	// BinDir holds initdb, pg_ctl and postgres. Empty means Find("").
 	BinDir string
@@ -76,15 +111,20 @@ type Cluster struct {
 	sockDir  string
 	ownSock  bool // sockDir is a directory under /tmp that Stop removes
 	port     int
+	listen   string   // the address the server listens on
+	prefix   []string // Options.Exec
 	log      *slog.Logger
 	runas    *runAs // nil when not running as root
-	adminDSN string
+	adminDSN string // through the unix socket
 
 	mu      sync.Mutex // guards the fields below
 	stopped bool
 }
 
 const (
+	// defaultListen is the address the server listens on without
+	// Options.ListenAddr.
+	defaultListen = "127.0.0.1"
 	// maxSocketPath is sizeof(sockaddr_un.sun_path) minus the trailing NUL.
 	maxSocketPath = 107
 	// socketName is the longest name Postgres gives its socket in the
@@ -175,8 +215,27 @@ func checkBinDir(dir string) error {
 // working directory is o.Dir. The returned Cluster owns the server: Stop
 // shuts it down whether Start started or reused it.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
+	c, err := newCluster(o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if err := c.initdb(ctx, o.Fsync); err != nil {
+			return nil, fmt.Errorf("pgcluster: start: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("pgcluster: start: %w", err)
+	}
+	return c.run(ctx, o)
+}
+
+// newCluster checks o, finds the binaries and prepares the data directory.
+func newCluster(o Options) (*Cluster, error) {
 	if o.Dir == "" {
 		return nil, errors.New("pgcluster: start: Options.Dir is empty")
+	}
+	if err := checkOptions(o); err != nil {
+		return nil, fmt.Errorf("pgcluster: start: %w", err)
 	}
 	binDir, err := Find(o.BinDir)
 	if err != nil {
@@ -186,7 +245,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{binDir: binDir, log: log}
+	c := &Cluster{binDir: binDir, log: log, listen: o.ListenAddr, prefix: slices.Clone(o.Exec)}
+	if c.listen == "" {
+		c.listen = defaultListen
+	}
 	if os.Geteuid() == 0 {
 		if c.runas, err = lookupRunAs(); err != nil {
 			return nil, fmt.Errorf("pgcluster: start: %w", err)
@@ -198,14 +260,48 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err := c.prepareDir(); err != nil {
 		return nil, fmt.Errorf("pgcluster: start: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(c.dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		if err := c.initdb(ctx, o.Fsync); err != nil {
-			return nil, fmt.Errorf("pgcluster: start: %w", err)
+	return c, nil
+}
+
+// checkOptions reports every malformed field of o at once.
+func checkOptions(o Options) error {
+	var errs []error
+	if o.ListenAddr != "" {
+		if _, err := netip.ParseAddr(o.ListenAddr); err != nil {
+			errs = append(errs, fmt.Errorf("Options.ListenAddr %q is not an IP address", o.ListenAddr))
 		}
-	} else if err != nil {
+	}
+	for _, n := range o.TrustNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			errs = append(errs, fmt.Errorf("Options.TrustNetworks: %q is not a CIDR", n))
+		}
+	}
+	for name := range o.Settings {
+		if !validSettingName(name) {
+			errs = append(errs, fmt.Errorf("Options.Settings: %q is not a setting name", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validSettingName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// run starts the server on an existing cluster, or adopts the one already
+// running in the directory.
+func (c *Cluster) run(ctx context.Context, o Options) (*Cluster, error) {
+	if err := c.trustNetworks(o.TrustNetworks); err != nil {
 		return nil, fmt.Errorf("pgcluster: start: %w", err)
 	}
-
 	reused, err := c.adoptRunning(ctx, o.Port)
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: start: %w", err)
@@ -216,12 +312,55 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err := c.start(ctx, o); err != nil {
 		return nil, fmt.Errorf("pgcluster: start: %w", err)
 	}
-	c.adminDSN = c.DSN("postgres")
+	c.adminDSN = c.socketDSN("postgres")
 	if err := c.ping(ctx); err != nil {
 		_ = c.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("pgcluster: start: %w", err)
 	}
 	return c, nil
+}
+
+// hbaMarker ends every pg_hba.conf line trustNetworks adds, so that a
+// restart does not add them twice.
+const hbaMarker = "# pgcluster TrustNetworks"
+
+// trustNetworks appends trust lines for networks to pg_hba.conf, once.
+func (c *Cluster) trustNetworks(networks []string) error {
+	if len(networks) == 0 {
+		return nil
+	}
+	path := filepath.Join(c.dir, "pg_hba.conf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	have := strings.Split(string(b), "\n")
+	var add strings.Builder
+	if len(b) > 0 && !bytes.HasSuffix(b, []byte("\n")) {
+		add.WriteString("\n")
+	}
+	n0 := add.Len()
+	for _, n := range networks {
+		for _, db := range []string{"all", "replication"} {
+			line := fmt.Sprintf("host %s all %s trust %s", db, n, hbaMarker)
+			if !slices.Contains(have, line) {
+				add.WriteString(line + "\n")
+			}
+		}
+	}
+	if add.Len() == n0 {
+		return nil
+	}
+	// O_APPEND keeps the file's owner, the postgres user.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(add.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // chooseDir returns the absolute data directory to use: o.Dir, or
@@ -294,7 +433,7 @@ func (c *Cluster) start(ctx context.Context, o Options) error {
 				break
 			}
 		}
-		if err = c.pgctlStart(ctx, o.Fsync); err == nil {
+		if err = c.pgctlStart(ctx, o.Fsync, o.Settings); err == nil {
 			c.log.Info("postgres started", "dir", c.dir, "port", c.port)
 			return nil
 		}
@@ -306,15 +445,18 @@ func (c *Cluster) start(ctx context.Context, o Options) error {
 	return err
 }
 
-func (c *Cluster) pgctlStart(ctx context.Context, fsync bool) error {
+func (c *Cluster) pgctlStart(ctx context.Context, fsync bool, settings map[string]string) error {
 	opts := []string{
-		"-c listen_addresses=127.0.0.1",
+		"-c listen_addresses=" + shellQuote(c.listen),
 		"-p " + strconv.Itoa(c.port),
 		"-k " + shellQuote(c.sockDir),
 		"-c max_connections=300",
 	}
 	if !fsync {
 		opts = append(opts, "-c fsync=off", "-c full_page_writes=off")
+	}
+	for _, name := range slices.Sorted(maps.Keys(settings)) {
+		opts = append(opts, "-c "+shellQuote(name+"="+settings[name]))
 	}
 	logFile := filepath.Join(c.dir, "postgres.log")
 	out, err := c.command(ctx, "pg_ctl", "-D", c.dir, "-w", "-t", pgctlTimeout,
@@ -372,12 +514,17 @@ func (c *Cluster) adoptRunning(ctx context.Context, wantPort int) (bool, error) 
 		}
 		if isOurSocketDir(pf.sockDir) {
 			_ = os.RemoveAll(pf.sockDir)
+		} else {
+			removeSocketLock(pf)
 		}
 		return false, nil
 	}
 	c.port, c.sockDir, c.ownSock = pf.port, pf.sockDir, isOurSocketDir(pf.sockDir)
-	c.adminDSN = c.DSN("postgres")
-	if wantPort == 0 || wantPort == pf.port {
+	c.adminDSN = c.socketDSN("postgres")
+	if pf.listen != c.listen {
+		c.log.Info("running postgres listens on another address; restarting it",
+			"dir", c.dir, "listen", pf.listen, "want_listen", c.listen)
+	} else if wantPort == 0 || wantPort == pf.port {
 		if err := c.ping(ctx); err == nil {
 			c.log.Info("reusing running postgres", "dir", c.dir, "port", c.port, "pid", pf.pid)
 			return true, nil
@@ -445,21 +592,41 @@ func (c *Cluster) ping(ctx context.Context) error {
 	}
 }
 
-// DSN returns the URL of database dbname, for example
-// postgres://postgres@127.0.0.1:5432/garrison?sslmode=disable.
+// DSN returns the URL of database dbname over TCP, for example
+// postgres://postgres@127.0.0.1:5432/garrison?sslmode=disable; the host is
+// Options.ListenAddr when set.
 func (c *Cluster) DSN(dbname string) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User("postgres"),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)),
+		Host:     net.JoinHostPort(c.listen, strconv.Itoa(c.port)),
 		Path:     "/" + dbname,
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()
 }
 
-// Port returns the TCP port the server listens on (on 127.0.0.1).
+// socketDSN returns the keyword/value DSN of database dbname through the
+// unix socket, which works from any network namespace.
+func (c *Cluster) socketDSN(dbname string) string {
+	q := func(s string) string {
+		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	}
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", q(c.sockDir), c.port, q(dbname))
+}
+
+// SocketDSN returns the DSN of database dbname through the server's unix
+// socket. Unlike DSN it does not depend on the network: it reaches a
+// server in a network namespace, or behind a simulated network fault,
+// from any namespace on the machine.
+func (c *Cluster) SocketDSN(dbname string) string { return c.socketDSN(dbname) }
+
+// Port returns the TCP port the server listens on (on 127.0.0.1, or
+// Options.ListenAddr).
 func (c *Cluster) Port() int { return c.port }
+
+// ListenAddr returns the IP address the server listens on.
+func (c *Cluster) ListenAddr() string { return c.listen }
 
 // Dir returns the data directory in use: Options.Dir, or
 // Options.FallbackDir when Start had to fall back to it.
@@ -473,23 +640,12 @@ func (c *Cluster) SocketDir() string { return c.sockDir }
 // Stop shuts the server down (pg_ctl stop -m fast, waiting for it) and
 // removes the socket directory Start created under /tmp, if any. Calling
 // Stop again does nothing.
-func (c *Cluster) Stop(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return nil
-	}
-	if err := c.pgctlStop(ctx); err != nil {
-		return fmt.Errorf("pgcluster: stop: %w", err)
-	}
-	c.stopped = true
-	c.removeSocketDir()
-	c.log.Info("postgres stopped", "dir", c.dir)
-	return nil
-}
+func (c *Cluster) Stop(ctx context.Context) error { return c.StopWith(ctx, StopFast) }
 
-func (c *Cluster) pgctlStop(ctx context.Context) error {
-	out, err := c.command(ctx, "pg_ctl", "-D", c.dir, "-m", "fast", "-w", "-t", pgctlTimeout, "stop").CombinedOutput()
+func (c *Cluster) pgctlStop(ctx context.Context) error { return c.pgctlStopMode(ctx, StopFast) }
+
+func (c *Cluster) pgctlStopMode(ctx context.Context, mode StopMode) error {
+	out, err := c.command(ctx, "pg_ctl", "-D", c.dir, "-m", string(mode), "-w", "-t", pgctlTimeout, "stop").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl stop: %w: %s", err, strings.TrimSpace(string(out)))
 	}
@@ -595,13 +751,12 @@ func (c *Cluster) exec(ctx context.Context, sql string) error {
 // command returns a command running a Postgres binary, as the postgres
 // user when we are root.
 func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	path := filepath.Join(c.binDir, name)
-	var cmd *exec.Cmd
+	argv := append([]string{filepath.Join(c.binDir, name)}, args...)
 	if c.runas != nil {
-		cmd = exec.CommandContext(ctx, c.runas.runuser, append([]string{"-u", "postgres", "--", path}, args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, path, args...)
+		argv = append([]string{c.runas.runuser, "-u", "postgres", "--"}, argv...)
 	}
+	argv = append(slices.Clone(c.prefix), argv...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	// Our working directory may be one the postgres user cannot enter
 	// (/root), which initdb and postgres complain about.
 	cmd.Dir = "/"
@@ -625,6 +780,7 @@ type pidFile struct {
 	pid     int
 	port    int
 	sockDir string
+	listen  string
 }
 
 func readPidFile(path string) (pidFile, error) {
@@ -645,7 +801,25 @@ func readPidFile(path string) (pidFile, error) {
 	if len(lines) > 4 {
 		pf.sockDir = strings.TrimSpace(lines[4])
 	}
+	if len(lines) > 5 {
+		pf.listen = strings.TrimSpace(lines[5])
+	}
 	return pf, nil
+}
+
+// removeSocketLock removes the socket lock file a dead postmaster left
+// (after a SIGKILL), when it names that same postmaster. Postgres removes
+// such a file itself only once the pid in it is gone, and a killed
+// postmaster stays a zombie until init reaps it, which can take seconds.
+func removeSocketLock(pf pidFile) {
+	if pf.sockDir == "" || pf.port == 0 || pf.pid <= 0 {
+		return
+	}
+	path := filepath.Join(pf.sockDir, ".s.PGSQL."+strconv.Itoa(pf.port)+".lock")
+	lock, err := readPidFile(path)
+	if err == nil && lock.pid == pf.pid {
+		_ = os.Remove(path)
+	}
 }
 
 func isOurSocketDir(dir string) bool {

@@ -275,3 +275,177 @@ func freePort(t *testing.T) int {
 	defer func() { require.NoError(t, l.Close()) }()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+func TestParseLSN(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"0/0", "16/B374D848", "FFFFFFFF/FFFFFFFF"} {
+		l, err := pgcluster.ParseLSN(s)
+		require.NoError(t, err)
+		require.Equal(t, s, l.String())
+	}
+	l, err := pgcluster.ParseLSN("1/0")
+	require.NoError(t, err)
+	require.Equal(t, pgcluster.LSN(1<<32), l)
+	for _, s := range []string{"", "16", "G/0", "1/100000000", "/"} {
+		_, err := pgcluster.ParseLSN(s)
+		require.Error(t, err, s)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	t.Parallel()
+	_, err := pgcluster.Start(t.Context(), pgcluster.Options{
+		Dir:           filepath.Join(t.TempDir(), "data"),
+		ListenAddr:    "localhost",
+		TrustNetworks: []string{"10.0.0.0"},
+		Settings:      map[string]string{"x; DROP": "1"},
+	})
+	require.ErrorContains(t, err, `ListenAddr "localhost"`)
+	require.ErrorContains(t, err, `"10.0.0.0" is not a CIDR`)
+	require.ErrorContains(t, err, `"x; DROP" is not a setting name`)
+}
+
+func TestListenAddrTrustNetworksSettings(t *testing.T) {
+	t.Parallel()
+	requirePostgres(t)
+	ctx := t.Context()
+	dir := filepath.Join(tempDir(t), "data")
+	o := pgcluster.Options{
+		Dir:           dir,
+		ListenAddr:    "127.0.0.2", // any 127/8 address is on lo
+		TrustNetworks: []string{"127.0.0.0/8"},
+		Settings:      map[string]string{"application_name": "it's set"},
+	}
+	c := start(t, o)
+	require.Equal(t, "127.0.0.2", c.ListenAddr())
+	require.Contains(t, c.DSN("postgres"), "@127.0.0.2:")
+	var addr, app string
+	require.NoError(t, connect(t, c.DSN("postgres")).QueryRow(ctx,
+		"SELECT host(inet_server_addr()), current_setting('application_name')").Scan(&addr, &app))
+	require.Equal(t, "127.0.0.2", addr)
+	require.Equal(t, "it's set", app)
+	// The socket works whatever the address.
+	require.NoError(t, connect(t, c.SocketDSN("postgres")).Ping(ctx))
+
+	// A restart does not add the pg_hba.conf lines again.
+	require.NoError(t, c.Stop(ctx))
+	c, err := pgcluster.Start(ctx, o) // stopped by the restart below
+	require.NoError(t, err)
+	hba, err := os.ReadFile(filepath.Join(dir, "pg_hba.conf"))
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(string(hba), "host all all 127.0.0.0/8 trust"))
+	require.Equal(t, 1, strings.Count(string(hba), "host replication all 127.0.0.0/8 trust"))
+
+	// Asking for another address restarts a running server on it.
+	o.ListenAddr = "127.0.0.3"
+	again := start(t, o)
+	require.NoError(t, connect(t, again.DSN("postgres")).Ping(ctx))
+	_, err = pgx.Connect(ctx, c.DSN("postgres"))
+	require.Error(t, err, "the server no longer listens on the old address")
+}
+
+func TestReplica(t *testing.T) {
+	t.Parallel()
+	requirePostgres(t)
+	ctx := t.Context()
+	base := tempDir(t)
+	// Both on one port, on two addresses, as on two machines: the copy of
+	// the primary's socket lock file must not stop the replica.
+	port := freePort(t)
+	po := pgcluster.Options{Dir: filepath.Join(base, "primary"), ListenAddr: "127.0.0.2", Port: port,
+		TrustNetworks: []string{"127.0.0.0/8"}}
+	primary := start(t, po)
+	replica, err := pgcluster.StartReplica(ctx, primary, "replica_1", pgcluster.Options{
+		Dir: filepath.Join(base, "replica"), ListenAddr: "127.0.0.3", Port: port})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, replica.Stop(context.Background())) })
+
+	in, err := replica.InRecovery(ctx)
+	require.NoError(t, err)
+	require.True(t, in)
+	in, err = primary.InRecovery(ctx)
+	require.NoError(t, err)
+	require.False(t, in)
+
+	pconn := connect(t, primary.DSN("postgres"))
+	rconn := connect(t, replica.DSN("postgres"))
+	write := func(v int) pgcluster.LSN {
+		t.Helper()
+		_, err := pconn.Exec(ctx, "INSERT INTO t VALUES ($1)", v)
+		require.NoError(t, err)
+		lsn, err := primary.CurrentLSN(ctx)
+		require.NoError(t, err)
+		return lsn
+	}
+	count := func() int {
+		t.Helper()
+		var n int
+		require.NoError(t, rconn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n))
+		return n
+	}
+	_, err = pconn.Exec(ctx, "CREATE TABLE t (v int)")
+	require.NoError(t, err)
+	require.NoError(t, replica.WaitReplayed(ctx, write(1)))
+	require.Equal(t, 1, count())
+
+	standbys, err := primary.Standbys(ctx)
+	require.NoError(t, err)
+	require.Len(t, standbys, 1)
+	require.Equal(t, "replica_1", standbys[0].Name)
+	require.Equal(t, "streaming", standbys[0].State)
+	require.NotEmpty(t, standbys[0].Addr)
+
+	// Paused, the replica receives the WAL but does not apply it.
+	require.NoError(t, replica.PauseReplay(ctx))
+	lsn := write(2)
+	require.Eventually(t, func() bool {
+		r, err := replica.ReplayStatus(ctx)
+		return err == nil && r.Received >= lsn
+	}, 10*time.Second, 10*time.Millisecond)
+	r, err := replica.ReplayStatus(ctx)
+	require.NoError(t, err)
+	require.Less(t, r.Replayed, lsn)
+	require.Contains(t, []string{"pause requested", "paused"}, r.PauseState)
+	require.Equal(t, 1, count())
+	require.NoError(t, replica.ResumeReplay(ctx))
+	require.NoError(t, replica.WaitReplayed(ctx, lsn))
+	require.Equal(t, 2, count())
+
+	_, err = rconn.Exec(ctx, "INSERT INTO t VALUES (3)")
+	require.ErrorContains(t, err, "read-only transaction")
+	_, err = primary.ReplayStatus(ctx)
+	require.ErrorIs(t, err, pgcluster.ErrNotReplica)
+	require.ErrorIs(t, primary.PauseReplay(ctx), pgcluster.ErrNotReplica)
+
+	// The primary crashes; the replica takes over.
+	pid, err := primary.PID()
+	require.NoError(t, err)
+	require.NoError(t, primary.Kill(ctx))
+	require.True(t, gone(pid), "the postmaster has exited")
+	require.NoError(t, primary.Stop(ctx), "Stop after Kill is a no-op")
+	require.NoError(t, replica.Promote(ctx))
+	in, err = replica.InRecovery(ctx)
+	require.NoError(t, err)
+	require.False(t, in)
+	_, err = connect(t, replica.DSN("postgres")).Exec(ctx, "INSERT INTO t VALUES (3)")
+	require.NoError(t, err)
+
+	// The killed primary recovers on the next Start, on the same port:
+	// its leftover lock files do not stop it.
+	again := start(t, po)
+	var n int
+	require.NoError(t, connect(t, again.DSN("postgres")).QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n))
+	require.Equal(t, 2, n)
+}
+
+// gone reports whether process pid has exited: it no longer exists, or is
+// a zombie its new parent has not reaped yet.
+func gone(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses.
+	i := strings.LastIndex(string(b), ") ")
+	return i < 0 || strings.HasPrefix(string(b[i+2:]), "Z")
+}
