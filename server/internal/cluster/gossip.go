@@ -94,10 +94,10 @@ type Gossip struct {
 
 	mu          sync.Mutex // guards the fields below
 	self        Node
-	members     map[string]Node      // memberlist's live nodes but self
-	discovered  map[string]string    // discovery's live nodes but self: id → address
-	discoveryAt time.Time            // when discovery was last read
-	peers       map[string]*peer     // outgoing streams
+	members     map[string]Node       // memberlist's live nodes but self
+	discovered  map[string]string     // discovery's live nodes but self: id → address
+	discoveryAt time.Time             // when discovery was last read
+	peers       map[string]*peer      // outgoing streams
 	recv        map[string]*recvState // by sender id
 	inSync      bool
 	syncEpoch   uint64
@@ -645,10 +645,10 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	}
 	return b
 }
-func (d *delegate) NotifyMsg([]byte)                       {}
+func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte            { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
 type events struct{ g *Gossip }
 
