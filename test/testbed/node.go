@@ -1,0 +1,172 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Node is one machine of the testbed: a network namespace with an
+// address in the run's subnet on eth0, whose peer is plugged into the
+// bridge, and lo up. Processes started on it run inside the namespace
+// (through `ip netns exec`); its scratch directory holds their logs.
+//
+// Nodes are plain processes-in-a-namespace for now. A systemd-nspawn node
+// (a booted Debian root with --network-namespace-path pointing at the
+// same namespace) can be added later behind the same Node: the network
+// side (Addr, faults, dialing) does not change, only how Start launches a
+// process.
+type Node struct {
+	tb   *Testbed
+	name string
+	ns   string
+	addr netip.Addr
+	dir  string
+	veth string // the switch-side end of the node's link
+
+	mu    sync.Mutex // guards the fields below
+	procs map[string]*Process
+	// The faults in place, for Heal.
+	rules, linkDown, unplugged bool
+}
+
+var nodeNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,12}$`)
+
+// AddNode creates node name: its namespace (the run's prefix, "-",
+// name), a veth pair between it and the bridge, the next free address in
+// the subnet (from .10 up, in the order nodes are added) and a scratch
+// directory. Names are short lower-case words (app1, db1, client): they
+// also name the switch-side interface, which must fit in 15 characters.
+func (tb *Testbed) AddNode(ctx context.Context, name string) (*Node, error) {
+	if !nodeNameRE.MatchString(name) {
+		return nil, fmt.Errorf("testbed: node name %q: use 1 to 13 lower-case letters and digits, starting with a letter", name)
+	}
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.closed {
+		return nil, errors.New("testbed: add node: the testbed is closed")
+	}
+	for _, n := range tb.nodes {
+		if n.name == name {
+			return nil, fmt.Errorf("testbed: node %s exists", name)
+		}
+	}
+	host := 10 + len(tb.nodes)
+	if host > 250 {
+		return nil, errors.New("testbed: add node: the subnet is full")
+	}
+	base := tb.subnet.Addr().As4()
+	base[3] = byte(host)
+	n := &Node{
+		tb:    tb,
+		name:  name,
+		ns:    tb.prefix + "-" + name,
+		addr:  netip.AddrFrom4(base),
+		dir:   filepath.Join(tb.dir, name),
+		veth:  "v-" + name,
+		procs: map[string]*Process{},
+	}
+	// Holding tb.mu for the few ip commands keeps addresses and the record
+	// consistent; adding nodes is not a hot path.
+	if err := tb.recordLocked(func(r *record) { r.Namespaces = append(r.Namespaces, n.ns) }); err != nil {
+		return nil, err
+	}
+	if err := mkdirAll(n.dir); err != nil {
+		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+	}
+	if err := ipBatch(ctx, "", "netns add "+n.ns); err != nil {
+		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+	}
+	// The veth is created in the switch namespace, with its other end
+	// moved straight into the node's: neither end ever appears in the root
+	// namespace.
+	if err := ipBatch(ctx, tb.sw,
+		"link add "+n.veth+" type veth peer name eth0 netns "+n.ns,
+		"link set "+n.veth+" master "+bridge+" up",
+	); err != nil {
+		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+	}
+	if err := ipBatch(ctx, n.ns,
+		"addr add "+netip.PrefixFrom(n.addr, tb.subnet.Bits()).String()+" dev eth0",
+		"link set eth0 up",
+		"link set lo up",
+	); err != nil {
+		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+	}
+	tb.nodes = append(tb.nodes, n)
+	tb.logf("testbed: node %s at %s (namespace %s)", name, n.addr, n.ns)
+	return n, nil
+}
+
+// AddNodes adds several nodes in order; see AddNode.
+func (tb *Testbed) AddNodes(ctx context.Context, names ...string) ([]*Node, error) {
+	nodes := make([]*Node, 0, len(names))
+	for _, name := range names {
+		n, err := tb.AddNode(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}
+
+// Name returns the node's name (app1).
+func (n *Node) Name() string { return n.name }
+
+// Namespace returns the name of the node's network namespace, for
+// `ip netns exec`.
+func (n *Node) Namespace() string { return n.ns }
+
+// Addr returns the node's address.
+func (n *Node) Addr() netip.Addr { return n.addr }
+
+// HostPort returns the node's address with port, for a URL or a dial.
+func (n *Node) HostPort(port int) string {
+	return net.JoinHostPort(n.addr.String(), strconv.Itoa(port))
+}
+
+// Dir returns the node's scratch directory.
+func (n *Node) Dir() string { return n.dir }
+
+// String returns the node's name.
+func (n *Node) String() string { return n.name }
+
+// Run runs a short command inside the node's namespace and returns its
+// combined output; the error includes the output.
+func (n *Node) Run(ctx context.Context, path string, args ...string) ([]byte, error) {
+	out, err := command(ctx, "ip", append([]string{"netns", "exec", n.ns, path}, args...)...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("testbed: %s: %s %q: %w: %s", n.name, path, args, err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// WaitListening polls, from inside the node, until something accepts TCP
+// connections at hostport (typically a server just started on this or
+// another node), or ctx ends.
+func (n *Node) WaitListening(ctx context.Context, hostport string) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := n.DialContext(dctx, "tcp", hostport)
+		cancel()
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testbed: %s: nothing listens at %s: %w (last error: %v)", n.name, hostport, ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
