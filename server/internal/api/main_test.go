@@ -21,6 +21,7 @@ import (
 	"github.com/garrison-chat/garrison/internal/pgtest"
 	"github.com/garrison-chat/garrison/server/internal/api"
 	"github.com/garrison-chat/garrison/server/internal/app"
+	"github.com/garrison-chat/garrison/server/internal/cluster"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
 	"github.com/garrison-chat/garrison/server/internal/ws"
@@ -51,8 +52,14 @@ var userSeq atomic.Int64
 // database from the migrated template.
 func newTestServer(t testing.TB, mutate ...func(*app.Settings, *api.Options)) *testServer {
 	t.Helper()
+	return newTestNode(t, pgtest.New(t), nil, mutate...)
+}
+
+// newTestNode starts one server on the database dsn; with clu set it is
+// a node of that cluster, started here.
+func newTestNode(t testing.TB, dsn string, clu cluster.Cluster, mutate ...func(*app.Settings, *api.Options)) *testServer {
+	t.Helper()
 	ts := &testServer{t: t}
-	dsn := pgtest.New(t)
 	ctx := context.Background()
 	store, err := postgres.Open(ctx, postgres.PoolOptions{DataSource: dsn, MaxOpenConns: 10, QueryTimeout: 30 * time.Second})
 	require.NoError(t, err)
@@ -76,13 +83,22 @@ func newTestServer(t testing.TB, mutate ...func(*app.Settings, *api.Options)) *t
 		f(&set, &opts)
 	}
 	now := func() time.Time { return time.Now().Add(time.Duration(ts.skew.Load())) }
-	a := app.New(app.Options{Store: store, Logger: logger, Settings: set, NodeID: "test", BcryptCost: bcrypt.MinCost, Now: now})
+	nodeID := "test"
+	if clu != nil {
+		nodeID = clu.Self().ID
+	}
+	a := app.New(app.Options{Store: store, Logger: logger, Settings: set, NodeID: nodeID, BcryptCost: bcrypt.MinCost, Now: now,
+		Cluster: clu})
 	// Wired as the daemon wires them; the App makes no automatic status
 	// changes unless Settings.EnableUserStatuses (newStatusServer) is set.
 	hub := ws.New(ws.Options{Auth: a, Audience: a, Actions: a, TokenFromRequest: api.WSToken, Logger: logger,
 		ServerVersion: "10.11.0", Hostname: "test", OnConnections: a.UserConnections, OnActivity: a.UserActivity})
 	a.SetPublisher(hub)
 	require.NoError(t, hub.Start(ctx))
+	if clu != nil {
+		require.NoError(t, clu.Start(ctx))
+		t.Cleanup(func() { _ = clu.Stop(context.Background()) })
+	}
 	opts.App, opts.WebSocket = a, hub
 	srv := httptest.NewServer(api.New(opts))
 	t.Cleanup(func() {

@@ -170,6 +170,9 @@ func (a *API) routes() http.Handler {
 			r.Post("/users/tokens/disable", a.auth(a.setUserAccessTokenActive(false)))
 			r.Post("/users/tokens/enable", a.auth(a.setUserAccessTokenActive(true)))
 
+			// Cluster (issue 4).
+			r.Get("/cluster/status", a.auth(a.clusterStatus))
+
 			// System.
 			r.Get("/system/ping", a.handle(a.ping))
 			r.Get("/config/client", a.handle(a.clientConfig))

@@ -236,11 +236,13 @@ func (a *App) UpdateUserRoles(ctx context.Context, s *model.Session, userID, rol
 	case err != nil:
 		return userRolesLookupErr(where, err)
 	}
-	a.sessions.removeUser(userID)
+	// Cached sessions carry the roles.
+	a.invalidate(ctx, invalidation{Users: []string{userID}})
 	a.publish(ctx, &ws.Event{Name: "user_role_updated", Data: map[string]any{"user_id": userID, "roles": roles},
 		Broadcast: ws.Broadcast{UserID: userID}})
-	if model.HasRole(prev, model.RoleSystemAdmin) != u.IsSystemAdmin() && a.pub != nil {
-		a.pub.CloseUser(userID)
+	if model.HasRole(prev, model.RoleSystemAdmin) != u.IsSystemAdmin() {
+		// Sockets filter events by admin role as it was when they opened.
+		a.invalidate(ctx, invalidation{CloseUsers: []string{userID}})
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/garrison-chat/garrison/server/internal/blob"
+	"github.com/garrison-chat/garrison/server/internal/cluster"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
 	"github.com/garrison-chat/garrison/server/internal/ws"
@@ -114,6 +115,11 @@ type Options struct {
 	// Files (issue 3, uploads) holds file contents; nil means a local
 	// store in Settings.FileDirectory.
 	Files blob.Store
+
+	// Cluster (issue 4) connects this node to the others; nil means a
+	// server on its own. It must not be started yet: New registers its
+	// handlers.
+	Cluster cluster.Cluster
 }
 
 // App implements the rules.
@@ -137,6 +143,10 @@ type App struct {
 
 	// Statuses and typing (issue 3).
 	statuses *statusTracker
+
+	// Cluster (issue 4).
+	cluster  cluster.Cluster
+	presence *presence
 }
 
 // MaxPostSizeDefault is Mattermost's post size limit in characters.
@@ -154,8 +164,19 @@ func New(o Options) *App {
 	a := &App{
 		store: o.Store, log: o.Logger, set: o.Settings, now: now, nodeID: o.NodeID, bcrypt: o.BcryptCost,
 	}
-	a.sessions = newSessionCache(o.Settings.SessionCacheTTL, 50000, now)
-	a.members = newMemberCache(o.Store)
+	a.cluster = o.Cluster
+	a.presence = newPresence()
+	if a.cluster == nil {
+		// On its own, the server is a cluster of one.
+		solo := cluster.NewBus().Join(cluster.Node{ID: o.NodeID})
+		a.cluster = solo
+		a.registerCluster()
+		_ = solo.Start(context.Background()) // cannot fail for a new bus
+	} else {
+		a.registerCluster()
+	}
+	a.sessions = newSessionCache(o.Settings.SessionCacheTTL, 50000, now, a.cluster.Sync)
+	a.members = newMemberCache(o.Store, a.cluster.Sync)
 	interval := o.Settings.TypingThrottle
 	if interval <= 0 {
 		interval = typingMinInterval
@@ -191,7 +212,11 @@ func (a *App) publish(ctx context.Context, ev *ws.Event) {
 	if err := a.pub.Publish(ctx, ev); err != nil {
 		a.log.Warn("publish event", "event", ev.Name, "err", err)
 	}
+	a.sendEvent(ev) // Cluster (issue 4): the other nodes' sockets
 }
+
+// Cluster returns this node's view of the cluster.
+func (a *App) Cluster() cluster.Cluster { return a.cluster }
 
 // Ping checks the database, as the health endpoint reports it.
 func (a *App) Ping(ctx context.Context) error { return a.store.Ping(ctx, a.nodeID) }

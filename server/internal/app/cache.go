@@ -10,19 +10,30 @@ import (
 	"github.com/garrison-chat/garrison/server/internal/postgres"
 )
 
+// syncFunc reports whether cached security state may be used, and the
+// epoch it must have been cached in (cluster.Cluster.Sync).
+type syncFunc func() (epoch uint64, ok bool)
+
+// alwaysInSync is the sync of a server that is not clustered.
+func alwaysInSync() (uint64, bool) { return 0, true }
+
 // sessionCache keeps recently used sessions in memory so a request does
 // not need a database round trip to authenticate. Entries live at most ttl;
-// revocation removes them at once on this node. Every removal bumps a
-// generation counter, and a session read from the database is stored only
-// if no removal happened since the read began: otherwise a Logout racing
-// with a load would leave the revoked session cached.
+// revocation removes them at once on this node (and, through the cluster,
+// on the others). Every removal bumps a generation counter, and a session
+// read from the database is stored only if no removal happened since the
+// read began: otherwise a Logout racing with a load would leave the
+// revoked session cached. While the node is out of sync with the cluster
+// the cache is bypassed, and a new sync epoch empties it.
 type sessionCache struct {
-	ttl time.Duration
-	max int
-	now func() time.Time
+	ttl  time.Duration
+	max  int
+	now  func() time.Time
+	sync syncFunc
 
 	mu      sync.Mutex // guards the fields below
 	gen     uint64
+	epoch   uint64
 	byToken map[[32]byte]sessionEntry
 	byID    map[string][32]byte
 }
@@ -32,18 +43,37 @@ type sessionEntry struct {
 	expiry time.Time
 }
 
-func newSessionCache(ttl time.Duration, max int, now func() time.Time) *sessionCache {
-	return &sessionCache{ttl: ttl, max: max, now: now, byToken: map[[32]byte]sessionEntry{}, byID: map[string][32]byte{}}
+func newSessionCache(ttl time.Duration, max int, now func() time.Time, sync syncFunc) *sessionCache {
+	if sync == nil {
+		sync = alwaysInSync
+	}
+	return &sessionCache{ttl: ttl, max: max, now: now, sync: sync, byToken: map[[32]byte]sessionEntry{}, byID: map[string][32]byte{}}
+}
+
+// usableLocked reports whether the cache may be used now, emptying it
+// first if the sync epoch changed.
+func (c *sessionCache) usableLocked() bool {
+	if c.ttl <= 0 {
+		return false
+	}
+	epoch, ok := c.sync()
+	if epoch != c.epoch {
+		c.epoch = epoch
+		c.gen++
+		clear(c.byToken)
+		clear(c.byID)
+	}
+	return ok
 }
 
 func tokenKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
 func (c *sessionCache) get(token string) *model.Session {
-	if c.ttl <= 0 {
-		return nil
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.usableLocked() {
+		return nil
+	}
 	return c.getLocked(tokenKey(token))
 }
 
@@ -66,11 +96,11 @@ func (c *sessionCache) lookup(ctx context.Context, token string,
 	load func(context.Context, string) (*model.Session, error)) (*model.Session, error) {
 	k := tokenKey(token)
 	c.mu.Lock()
-	gen := c.gen
 	var s *model.Session
-	if c.ttl > 0 {
+	if c.usableLocked() {
 		s = c.getLocked(k)
 	}
+	gen := c.gen
 	c.mu.Unlock()
 	if s != nil {
 		return s, nil
@@ -93,13 +123,10 @@ func (c *sessionCache) generation() uint64 {
 
 // put stores s under token unless a removal happened since generation gen.
 func (c *sessionCache) put(token string, s *model.Session, gen uint64) {
-	if c.ttl <= 0 {
-		return
-	}
 	k := tokenKey(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
+	if !c.usableLocked() || c.gen != gen {
 		return
 	}
 	if len(c.byToken) >= c.max {
@@ -146,28 +173,50 @@ func (c *sessionCache) removeLocked(k [32]byte, id string) {
 // that changes a membership invalidates the entry after it commits; a
 // generation counter stops a load that raced with an invalidation from
 // storing stale data.
+//
+// Like sessionCache it is bypassed while the node is out of sync with
+// the cluster and emptied by a new sync epoch: a removed member must lose
+// access on every node once the removal has returned.
 type memberCache struct {
 	store *postgres.Store
+	sync  syncFunc
 
 	mu       sync.Mutex // guards the fields below
 	gen      uint64
+	epoch    uint64
 	channels map[string]map[string]struct{}
 	teams    map[string]map[string]struct{}
 }
 
 const memberCacheMax = 20000
 
-func newMemberCache(store *postgres.Store) *memberCache {
-	return &memberCache{store: store, channels: map[string]map[string]struct{}{}, teams: map[string]map[string]struct{}{}}
+func newMemberCache(store *postgres.Store, sync syncFunc) *memberCache {
+	if sync == nil {
+		sync = alwaysInSync
+	}
+	return &memberCache{store: store, sync: sync, channels: map[string]map[string]struct{}{}, teams: map[string]map[string]struct{}{}}
+}
+
+// usableLocked is sessionCache.usableLocked for members.
+func (c *memberCache) usableLocked() bool {
+	epoch, ok := c.sync()
+	if epoch != c.epoch {
+		c.epoch = epoch
+		c.gen++
+		clear(c.channels)
+		clear(c.teams)
+	}
+	return ok
 }
 
 func (c *memberCache) lookup(ctx context.Context, m map[string]map[string]struct{}, id string,
 	load func(context.Context, string) ([]string, error)) (map[string]struct{}, error) {
 	c.mu.Lock()
+	usable := c.usableLocked()
 	set, ok := m[id]
 	gen := c.gen
 	c.mu.Unlock()
-	if ok {
+	if ok && usable {
 		return set, nil
 	}
 	ids, err := load(ctx, id)
@@ -179,7 +228,7 @@ func (c *memberCache) lookup(ctx context.Context, m map[string]map[string]struct
 		set[u] = struct{}{}
 	}
 	c.mu.Lock()
-	if c.gen == gen {
+	if c.usableLocked() && c.gen == gen {
 		if len(m) >= memberCacheMax {
 			clear(m)
 		}

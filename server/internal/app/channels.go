@@ -169,7 +169,7 @@ func (a *App) CreateChannel(ctx context.Context, s *model.Session, in *model.Cha
 	case err != nil:
 		return nil, internalErr(where, err)
 	}
-	a.members.invalidateChannel(c.ID)
+	a.refresh(invalidation{Channels: []string{c.ID}})
 	a.publish(ctx, &ws.Event{Name: "channel_created", Data: map[string]any{"channel_id": c.ID, "team_id": c.TeamID},
 		Broadcast: ws.Broadcast{UserID: s.UserID}})
 	return c, nil
@@ -251,7 +251,7 @@ func (a *App) CreateDirectChannel(ctx context.Context, s *model.Session, ids []s
 		return nil, internalErr(where, err)
 	}
 	if created {
-		a.members.invalidateChannel(out.ID)
+		a.refresh(invalidation{Channels: []string{out.ID}})
 		a.publish(ctx, &ws.Event{Name: "direct_added", Data: map[string]any{"creator_id": ids[0], "teammate_id": ids[1]},
 			Broadcast: ws.Broadcast{ChannelID: out.ID}})
 	}
@@ -310,7 +310,7 @@ func (a *App) CreateGroupChannel(ctx context.Context, s *model.Session, ids []st
 		return nil, internalErr(where, err)
 	}
 	if created {
-		a.members.invalidateChannel(out.ID)
+		a.refresh(invalidation{Channels: []string{out.ID}})
 		teammates := jsonString(ids)
 		for _, id := range ids {
 			a.publish(ctx, &ws.Event{Name: "group_added", Data: map[string]any{"teammate_ids": teammates},
@@ -642,7 +642,7 @@ func (a *App) addChannelMember(ctx context.Context, ch *model.Channel, userID st
 		return nil, internalErr(where, err)
 	}
 	if added {
-		a.members.invalidateChannel(ch.ID)
+		a.refresh(invalidation{Channels: []string{ch.ID}})
 		a.publishUserAdded(ctx, ch.ID, ch.TeamID, userID)
 	}
 	return m, nil
@@ -738,7 +738,7 @@ func (a *App) RemoveChannelMember(ctx context.Context, s *model.Session, channel
 	if err := a.store.RemoveChannelMember(ctx, channelID, userID); err != nil {
 		return storeErr(where, err, channelMemberMissing, "channel member")
 	}
-	a.members.invalidateChannel(channelID)
+	a.invalidate(ctx, invalidation{Channels: []string{channelID}})
 	a.publishUserRemoved(ctx, channelID, userID, s.UserID)
 	return nil
 }

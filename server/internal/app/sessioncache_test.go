@@ -17,7 +17,7 @@ func TestSessionCacheLookup(t *testing.T) {
 
 	t.Run("a load is cached", func(t *testing.T) {
 		t.Parallel()
-		c := newSessionCache(time.Minute, 10, time.Now)
+		c := newSessionCache(time.Minute, 10, time.Now, nil)
 		loads := 0
 		load := func(context.Context, string) (*model.Session, error) { loads++; return sess(), nil }
 		for range 2 {
@@ -39,7 +39,7 @@ func TestSessionCacheLookup(t *testing.T) {
 	for name, revoke := range races {
 		t.Run(name+" during load", func(t *testing.T) {
 			t.Parallel()
-			c := newSessionCache(time.Minute, 10, time.Now)
+			c := newSessionCache(time.Minute, 10, time.Now, nil)
 			s, err := c.lookup(ctx, "tok", func(context.Context, string) (*model.Session, error) {
 				revoke(c)
 				return sess(), nil
@@ -57,7 +57,7 @@ func TestSessionCacheLookup(t *testing.T) {
 	t.Run("a put after a revocation is dropped", func(t *testing.T) {
 		t.Parallel()
 		// The touch path: generation taken, then TouchSession, then put.
-		c := newSessionCache(time.Minute, 10, time.Now)
+		c := newSessionCache(time.Minute, 10, time.Now, nil)
 		gen := c.generation()
 		c.removeID("s1")
 		c.put("tok", sess(), gen)
@@ -68,7 +68,7 @@ func TestSessionCacheLookup(t *testing.T) {
 
 	t.Run("removal drops a cached session", func(t *testing.T) {
 		t.Parallel()
-		c := newSessionCache(time.Minute, 10, time.Now)
+		c := newSessionCache(time.Minute, 10, time.Now, nil)
 		c.put("tok", sess(), c.generation())
 		c.removeID("s1")
 		require.Nil(t, c.get("tok"))
@@ -76,7 +76,7 @@ func TestSessionCacheLookup(t *testing.T) {
 
 	t.Run("disabled cache always loads", func(t *testing.T) {
 		t.Parallel()
-		c := newSessionCache(0, 10, time.Now)
+		c := newSessionCache(0, 10, time.Now, nil)
 		loads := 0
 		for range 2 {
 			_, err := c.lookup(ctx, "tok", func(context.Context, string) (*model.Session, error) { loads++; return sess(), nil })

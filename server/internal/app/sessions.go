@@ -44,7 +44,7 @@ func (a *App) Session(ctx context.Context, token string) (*model.Session, *model
 			if errors.Is(err, postgres.ErrNotFound) {
 				// Revoked or cleaned up where this node's cache did not
 				// hear of it: forget it rather than touch it back to life.
-				a.dropSession(s.ID)
+				a.dropSessions(ctx, s.ID)
 				return nil, model.ErrSessionExpired(where).Detail("session revoked")
 			}
 			a.log.Warn("touch session", "err", err)
@@ -186,18 +186,8 @@ func (a *App) createSession(ctx context.Context, u *model.User, deviceID string,
 	if err != nil {
 		return nil, internalErr("app.create_session", err)
 	}
-	for _, id := range revoked {
-		a.dropSession(id)
-	}
+	a.dropSessions(ctx, revoked...)
 	return s, nil
-}
-
-// dropSession forgets a revoked session on this node and ends its sockets.
-func (a *App) dropSession(id string) {
-	a.sessions.removeID(id)
-	if a.pub != nil {
-		a.pub.CloseSession(id)
-	}
 }
 
 // Logout revokes the caller's session.
@@ -205,7 +195,7 @@ func (a *App) Logout(ctx context.Context, s *model.Session) *model.AppError {
 	if err := a.store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, postgres.ErrNotFound) {
 		return internalErr("app.logout", err)
 	}
-	a.dropSession(s.ID)
+	a.dropSessions(ctx, s.ID)
 	return nil
 }
 
@@ -235,7 +225,7 @@ func (a *App) RevokeSession(ctx context.Context, s *model.Session, userID, sessi
 	if err := a.store.DeleteSession(ctx, sessionID); err != nil && !errors.Is(err, postgres.ErrNotFound) {
 		return internalErr(where, err)
 	}
-	a.dropSession(sessionID)
+	a.dropSessions(ctx, sessionID)
 	return nil
 }
 
@@ -252,10 +242,7 @@ func (a *App) revokeUserSessions(ctx context.Context, userID string) *model.AppE
 	if err != nil {
 		return internalErr("app.revoke_all_sessions", err)
 	}
-	a.sessions.removeUser(userID)
-	for _, id := range ids {
-		a.dropSession(id)
-	}
+	a.invalidate(ctx, invalidation{Users: []string{userID}, Sessions: ids})
 	return nil
 }
 
@@ -266,9 +253,7 @@ func (a *App) CleanupSessions(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, id := range ids {
-		a.dropSession(id)
-	}
+	a.dropSessions(ctx, ids...)
 	return int64(len(ids)), nil
 }
 

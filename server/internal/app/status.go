@@ -19,7 +19,7 @@ import (
 //
 //   - a user with a live socket, or who acts, is online, unless their
 //     status is manual (away, offline or dnd chosen by hand);
-//   - when their last socket on this node closes they are offline, unless
+//   - when their last socket on any node closes they are offline, unless
 //     manual;
 //   - online users idle for UserStatusAwayTimeout become away (the sweep);
 //   - a timed dnd returns to the status it replaced when it ends (the sweep);
@@ -263,12 +263,23 @@ func (a *App) RecordActivity(ctx context.Context, userID string) {
 
 // UserConnections implements the hub's OnConnections: a user with a live
 // socket is online, one whose last socket closed is offline.
+//
+// In a cluster the count is this node's alone: the other nodes are told
+// it, and a user whose last socket here closes stays online while they
+// have one on another node.
+//
+// The others are told after the status is written, so a node that hears
+// of the change sees its effect.
 func (a *App) UserConnections(ctx context.Context, userID string, live int) {
+	gone := a.presence.setLocal(userID, live)
+	defer a.sendConns(connsMessage{Counts: map[string]int{userID: live}})
 	if live > 0 {
 		a.automatic(ctx, userID, statusInput{kind: inActivity})
 		return
 	}
-	a.automatic(ctx, userID, statusInput{kind: inDisconnected})
+	if gone {
+		a.automatic(ctx, userID, statusInput{kind: inDisconnected})
+	}
 }
 
 // UserActivity implements the hub's OnActivity. Keep-alives and status
@@ -513,7 +524,8 @@ func (j *StatusJobs) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := j.a.SweepStatuses(ctx); err != nil && ctx.Err() == nil {
+			// Once per cluster: the node holding the lock sweeps.
+			if _, err := j.a.store.RunExclusive(ctx, "status-sweep", j.a.SweepStatuses); err != nil && ctx.Err() == nil {
 				j.a.log.Warn("status sweep", "err", err)
 			}
 		}

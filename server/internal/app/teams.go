@@ -147,10 +147,11 @@ func (a *App) CreateTeam(ctx context.Context, s *model.Session, in *model.Team) 
 		}
 		return nil, internalErr(where, err)
 	}
-	a.members.invalidateTeam(t.ID)
+	inv := invalidation{Teams: []string{t.ID}}
 	for _, ch := range channels {
-		a.members.invalidateChannel(ch.ID)
+		inv.Channels = append(inv.Channels, ch.ID)
 	}
+	a.refresh(inv)
 	a.publish(ctx, &ws.Event{Name: "added_to_team", Data: map[string]any{"team_id": t.ID, "user_id": s.UserID},
 		Broadcast: ws.Broadcast{UserID: s.UserID}})
 	for _, ch := range channels {
@@ -445,10 +446,7 @@ func (a *App) joinTeam(ctx context.Context, t *model.Team, userID string) (*mode
 	if !added {
 		return m, nil
 	}
-	a.members.invalidateTeam(t.ID)
-	for _, id := range joined {
-		a.members.invalidateChannel(id)
-	}
+	a.refresh(invalidation{Teams: []string{t.ID}, Channels: joined})
 	a.publish(ctx, &ws.Event{Name: "added_to_team", Data: map[string]any{"team_id": t.ID, "user_id": userID},
 		Broadcast: ws.Broadcast{UserID: userID}})
 	for _, id := range joined {
@@ -518,10 +516,7 @@ func (a *App) RemoveTeamMember(ctx context.Context, s *model.Session, teamID, us
 	if err != nil {
 		return internalErr(where, err)
 	}
-	a.members.invalidateTeam(teamID)
-	for _, id := range left {
-		a.members.invalidateChannel(id)
-	}
+	a.invalidate(ctx, invalidation{Teams: []string{teamID}, Channels: left})
 	data := map[string]any{"user_id": userID, "team_id": teamID}
 	a.publish(ctx, &ws.Event{Name: "leave_team", Data: data,
 		Broadcast: ws.Broadcast{TeamID: teamID, OmitUsers: map[string]bool{userID: true}}})

@@ -140,7 +140,7 @@ func (a *App) RevokeUserAccessToken(ctx context.Context, s *model.Session, token
 	if err := a.store.DeleteUserAccessToken(ctx, t.ID); err != nil && !errors.Is(err, postgres.ErrNotFound) {
 		return internalErr(where, err)
 	}
-	a.dropSession(t.ID)
+	a.dropSessions(ctx, t.ID)
 	return nil
 }
 
@@ -161,7 +161,7 @@ func (a *App) SetUserAccessTokenActive(ctx context.Context, s *model.Session, to
 		return storeErr(where, err, tokenMissing, "personal access token")
 	}
 	if !active {
-		a.dropSession(t.ID)
+		a.dropSessions(ctx, t.ID)
 	}
 	return nil
 }

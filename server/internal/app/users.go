@@ -438,8 +438,6 @@ func (a *App) UpdatePassword(ctx context.Context, s *model.Session, id string, r
 	if err != nil {
 		return storeErr(where, err, userMissing, "user")
 	}
-	for _, sid := range revoked {
-		a.dropSession(sid)
-	}
+	a.dropSessions(ctx, revoked...)
 	return nil
 }

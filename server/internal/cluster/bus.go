@@ -76,6 +76,7 @@ type BusNode struct {
 	bus      *Bus
 	self     Node
 	handlers map[string]Handler // set before Start, read-only after
+	onJoined []func(string)
 	onLeft   []func(string)
 
 	// Guarded by bus.mu.
@@ -105,6 +106,9 @@ func (n *BusNode) Nodes() []Node {
 // Handle implements Cluster.
 func (n *BusNode) Handle(event string, h Handler) { n.handlers[event] = h }
 
+// OnNodeJoined implements Cluster.
+func (n *BusNode) OnNodeJoined(f func(string)) { n.onJoined = append(n.onJoined, f) }
+
 // OnNodeLeft implements Cluster.
 func (n *BusNode) OnNodeLeft(f func(string)) { n.onLeft = append(n.onLeft, f) }
 
@@ -122,9 +126,23 @@ func (n *BusNode) Start(context.Context) error {
 	n.started = true
 	b.nodes[n.self.ID] = n
 	b.order = append(b.order, n.self.ID)
+	var others []*BusNode
 	for _, o := range b.nodes {
 		o.checkSyncLocked()
+		if o != n {
+			others = append(others, o)
+		}
 	}
+	b.mu.Unlock()
+	for _, o := range others {
+		for _, f := range o.onJoined {
+			f(n.self.ID)
+		}
+		for _, f := range n.onJoined {
+			f(o.self.ID)
+		}
+	}
+	b.mu.Lock() // for the deferred unlock
 	return nil
 }
 

@@ -72,6 +72,10 @@ type Cluster interface {
 	Nodes() []Node
 	// Handle registers the handler of an event. Call it before Start.
 	Handle(event string, h Handler)
+	// OnNodeJoined registers f, called with a node's id when it joins
+	// (and, on a node that starts, for each node already there). Call it
+	// before Start.
+	OnNodeJoined(f func(nodeID string))
 	// OnNodeLeft registers f, called with a node's id when it leaves or
 	// is declared dead. Call it before Start.
 	OnNodeLeft(f func(nodeID string))

@@ -84,6 +84,7 @@ type Gossip struct {
 	epochID  [16]byte // this run of the process, for resends
 	started  time.Time
 	handlers map[string]Handler
+	onJoined []func(string)
 	onLeft   []func(string)
 
 	ml *memberlist.Memberlist
@@ -173,6 +174,9 @@ func (g *Gossip) Nodes() []Node {
 
 // Handle implements Cluster.
 func (g *Gossip) Handle(event string, h Handler) { g.handlers[event] = h }
+
+// OnNodeJoined implements Cluster.
+func (g *Gossip) OnNodeJoined(f func(string)) { g.onJoined = append(g.onJoined, f) }
 
 // OnNodeLeft implements Cluster.
 func (g *Gossip) OnNodeLeft(f func(string)) { g.onLeft = append(g.onLeft, f) }
@@ -665,11 +669,20 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	if n.Name == g.o.Self.ID {
 		return
 	}
+	node := nodeOf(n)
 	g.mu.Lock()
-	g.members[n.Name] = nodeOf(n)
+	g.members[n.Name] = node
 	g.syncPeersLocked()
+	self := g.self
 	g.mu.Unlock()
-	g.log.Info("node joined", "peer", n.Name, "addr", n.Address())
+	g.log.Info("node joined", "peer", n.Name, "addr", n.Address(), "version", node.Version)
+	if node.Version != self.Version || node.ConfigHash != self.ConfigHash {
+		g.log.Warn("a node runs another version or configuration", "peer", n.Name,
+			"version", node.Version, "config_hash", node.ConfigHash, "own_version", self.Version, "own_config_hash", self.ConfigHash)
+	}
+	for _, f := range g.onJoined {
+		f(n.Name)
+	}
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) {

@@ -7,6 +7,13 @@
 // file or the environment sets.
 package config
 
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+)
+
 // FakeSetting replaces secrets in Redacted, as Mattermost's model.FakeSetting does.
 const FakeSetting = "********************************"
 
@@ -30,6 +37,53 @@ type Config struct {
 	PrivacySettings PrivacySettings `json:"PrivacySettings"`
 	// EmailSettings controls email sign-up and sign-in.
 	EmailSettings EmailSettings `json:"EmailSettings"`
+	// ClusterSettings joins several servers into one (issue 4).
+	ClusterSettings ClusterSettings `json:"ClusterSettings"`
+}
+
+// GossipKey decodes GossipEncryptionKey (standard base64, 16, 24 or 32
+// bytes).
+func (k *ClusterSettings) GossipKey() ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k.GossipEncryptionKey))
+	if err != nil {
+		return nil, errors.New("must be standard base64 (e.g. from: openssl rand -base64 32)")
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return key, nil
+	}
+	return nil, fmt.Errorf("must decode to 16, 24 or 32 bytes, got %d", len(key))
+}
+
+// ClusterSettings is Mattermost's ClusterSettings section. Settings tagged
+// `node:"local"` differ from node to node by design and are left out of
+// the config hash that cluster status compares.
+type ClusterSettings struct {
+	// Enable makes this server a cluster node.
+	Enable bool `json:"Enable"`
+	// ClusterName keeps clusters on one network apart; nodes of one
+	// cluster must share it.
+	ClusterName string `json:"ClusterName"`
+	// OverrideHostname replaces the host name shown in cluster status.
+	OverrideHostname string `json:"OverrideHostname" node:"local"`
+	// GossipPort is where gossip and the nodes' streams listen (TCP and UDP).
+	GossipPort int `json:"GossipPort"`
+	// BindAddress is the address gossip binds; empty means all.
+	BindAddress string `json:"BindAddress" node:"local"`
+	// AdvertiseAddress is the address other nodes reach this one at; empty
+	// means the bound address, or the first private address if that is
+	// all of them.
+	AdvertiseAddress string `json:"AdvertiseAddress" node:"local"`
+	// EnableGossipEncryption encrypts gossip and the nodes' streams with
+	// GossipEncryptionKey.
+	EnableGossipEncryption bool `json:"EnableGossipEncryption"`
+	// GossipEncryptionKey is a base64 AES key of 16, 24 or 32 bytes, the
+	// same on every node. (Mattermost keeps it in the database; Garrison
+	// keeps it in the config the installer renders.)
+	GossipEncryptionKey string `json:"GossipEncryptionKey" secret:"full"`
+	// ReadOnlyConfig is accepted for compatibility: Garrison's config is
+	// always read from the file and the environment.
+	ReadOnlyConfig bool `json:"ReadOnlyConfig"`
 }
 
 // ServiceSettings is Mattermost's ServiceSettings section.
@@ -349,6 +403,10 @@ func Default() *Config {
 			EnableSignUpWithEmail:    true,
 			EnableSignInWithEmail:    true,
 			EnableSignInWithUsername: true,
+		},
+		ClusterSettings: ClusterSettings{
+			GossipPort:     8074,
+			ReadOnlyConfig: true,
 		},
 	}
 }

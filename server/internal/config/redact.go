@@ -13,11 +13,15 @@ import (
 )
 
 // Hash returns the hex SHA-256 of the canonical JSON of c: fields in declaration order, empty
-// lists as [] whether nil or not. Two nodes with equal settings have equal hashes.
+// lists as [] whether nil or not, settings tagged `node:"local"` left out. Two nodes with equal
+// settings have equal hashes.
 func (c *Config) Hash() string {
 	cp := c.clone()
 	for _, sec := range walk(cp) {
 		for _, s := range sec.settings {
+			if s.local {
+				s.value.SetZero()
+			}
 			if s.value.Kind() == reflect.Slice && s.value.IsNil() {
 				s.value.Set(reflect.MakeSlice(s.value.Type(), 0, 0))
 			}

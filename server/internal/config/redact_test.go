@@ -113,6 +113,14 @@ func TestHash(t *testing.T) {
 	c := valid()
 	c.SqlSettings.DataSource = strings.Replace(testDSN, "s3cret", "other", 1)
 	require.NotEqual(t, a.Hash(), c.Hash())
+
+	// Per-node cluster settings do not count; shared ones do.
+	d := valid()
+	d.ClusterSettings.AdvertiseAddress, d.ClusterSettings.BindAddress, d.ClusterSettings.OverrideHostname = "10.0.0.12", "10.0.0.12", "app2"
+	require.Equal(t, a.Hash(), d.Hash())
+	require.Equal(t, "10.0.0.12", d.ClusterSettings.AdvertiseAddress, "hashing leaves the config alone")
+	d.ClusterSettings.ClusterName = "other"
+	require.NotEqual(t, a.Hash(), d.Hash())
 }
 
 // FuzzRedactDSN checks that RedactDSN never panics and that redacting twice changes nothing.

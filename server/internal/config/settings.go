@@ -18,6 +18,7 @@ type setting struct {
 	name    string        // JSON name of the field, e.g. "DataSource"
 	value   reflect.Value // addressable; setting it changes the Config walked
 	secret  string        // the `secret` tag: "" (not secret), "dsn" or "full"
+	local   bool          // tagged `node:"local"`: differs between cluster nodes by design
 }
 
 // path is the name used in errors and warnings, e.g. "SqlSettings.DataSource".
@@ -43,6 +44,7 @@ func walk(c *Config) []section {
 				name:    jsonName(ft),
 				value:   sv.Field(j),
 				secret:  ft.Tag.Get("secret"),
+				local:   ft.Tag.Get("node") == "local",
 			})
 		}
 		sections = append(sections, sec)

@@ -176,6 +176,28 @@ func (c *Config) Validate() error {
 	level("LogSettings.ConsoleLevel", c.LogSettings.ConsoleLevel)
 	level("LogSettings.FileLevel", c.LogSettings.FileLevel)
 
+	if k := &c.ClusterSettings; k.Enable {
+		if strings.TrimSpace(k.ClusterName) == "" {
+			errs.add("ClusterSettings.ClusterName", "is required when Enable is set")
+		} else if len(k.ClusterName) > 200 {
+			errs.add("ClusterSettings.ClusterName", "must be at most 200 bytes")
+		}
+		if k.GossipPort < 1 || k.GossipPort > 65535 {
+			errs.add("ClusterSettings.GossipPort", "must be 1 to 65535, got %d", k.GossipPort)
+		}
+		if k.BindAddress != "" && net.ParseIP(k.BindAddress) == nil {
+			errs.add("ClusterSettings.BindAddress", "must be an IP address, got %q", k.BindAddress)
+		}
+		if k.AdvertiseAddress != "" && net.ParseIP(k.AdvertiseAddress) == nil {
+			errs.add("ClusterSettings.AdvertiseAddress", "must be an IP address, got %q", k.AdvertiseAddress)
+		}
+		if k.EnableGossipEncryption {
+			if _, err := k.GossipKey(); err != nil {
+				errs.add("ClusterSettings.GossipEncryptionKey", "%s", err.Error())
+			}
+		}
+	}
+
 	return errs.err()
 }
 

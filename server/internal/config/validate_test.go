@@ -52,6 +52,22 @@ func TestValidate(t *testing.T) {
 			c.SqlSettings.DataSourceReplicas = []string{"postgres://u@r1/db", ""}
 			c.SqlSettings.DataSourceSearchReplicas = []string{""}
 		}, []string{"SqlSettings.DataSourceReplicas", "SqlSettings.DataSourceSearchReplicas"}},
+		{"cluster", func(c *config.Config) {
+			k := &c.ClusterSettings
+			k.Enable, k.ClusterName, k.BindAddress, k.AdvertiseAddress = true, "site", "0.0.0.0", "10.0.0.11"
+			k.EnableGossipEncryption, k.GossipEncryptionKey = true, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+		}, nil},
+		{"cluster settings ignored when off", func(c *config.Config) { c.ClusterSettings.GossipPort = 0 }, nil},
+		{"bad cluster", func(c *config.Config) {
+			k := &c.ClusterSettings
+			k.Enable, k.GossipPort, k.BindAddress, k.AdvertiseAddress = true, 70000, "eth0", "node1"
+			k.EnableGossipEncryption, k.GossipEncryptionKey = true, "c2hvcnQ="
+		}, []string{"ClusterSettings.ClusterName", "ClusterSettings.GossipPort", "ClusterSettings.BindAddress",
+			"ClusterSettings.AdvertiseAddress", "ClusterSettings.GossipEncryptionKey"}},
+		{"gossip key not base64", func(c *config.Config) {
+			k := &c.ClusterSettings
+			k.Enable, k.ClusterName, k.EnableGossipEncryption, k.GossipEncryptionKey = true, "site", true, "not base64!"
+		}, []string{"ClusterSettings.GossipEncryptionKey"}},
 		{"no open conns", func(c *config.Config) { c.SqlSettings.MaxOpenConns = 0 }, []string{"SqlSettings.MaxOpenConns"}},
 		{"no query timeout", func(c *config.Config) { c.SqlSettings.QueryTimeout = 0 }, []string{"SqlSettings.QueryTimeout"}},
 		{"s3", func(c *config.Config) {

@@ -19,6 +19,7 @@ import (
 	"github.com/garrison-chat/garrison/server/internal/api"
 	"github.com/garrison-chat/garrison/server/internal/app"
 	"github.com/garrison-chat/garrison/server/internal/blob"
+	"github.com/garrison-chat/garrison/server/internal/cluster"
 	"github.com/garrison-chat/garrison/server/internal/config"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
@@ -42,6 +43,7 @@ type Daemon struct {
 	ln    net.Listener
 
 	statusJobs *app.StatusJobs // Statuses (issue 3): away and DND sweeps
+	cluster    cluster.Cluster // Cluster (issue 4)
 
 	stopJobs context.CancelFunc
 	jobs     sync.WaitGroup
@@ -100,8 +102,17 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("daemon: file store: %w", err)
 	}
 
-	d.app = app.New(app.Options{Store: store, Logger: d.log, Settings: Settings(cfg), NodeID: d.nodeID, Files: files})
+	// Cluster (issue 4): joined once the hub can take the other nodes'
+	// events, before the listener opens.
 	host, _ := os.Hostname()
+	clu, err := d.newCluster(store, host)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	d.cluster = clu
+	d.app = app.New(app.Options{Store: store, Logger: d.log, Settings: Settings(cfg), NodeID: d.nodeID, Files: files,
+		Cluster: clu})
 	d.hub = ws.New(ws.Options{
 		Auth: d.app, Audience: d.app, Actions: d.app, TokenFromRequest: api.WSToken,
 		SiteURL: cfg.ServiceSettings.SiteURL, Logger: d.log.With("component", "ws"),
@@ -112,6 +123,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.hub.Start(ctx); err != nil {
 		store.Close()
 		return err
+	}
+	if err := d.cluster.Start(ctx); err != nil {
+		_ = d.hub.Stop(ctx)
+		store.Close()
+		return fmt.Errorf("daemon: cluster: %w", err)
 	}
 	d.statusJobs = d.app.NewStatusJobs(0) // Statuses (issue 3)
 	if err := d.statusJobs.Start(ctx); err != nil {
@@ -165,7 +181,8 @@ const (
 //     the sockets;
 //  2. the sockets close with 1001 (going away), so clients reconnect
 //     elsewhere and resynchronise;
-//  3. the database pool closes once every connection is back, or Stop
+//  3. the node leaves the cluster;
+//  4. the database pool closes once every connection is back, or Stop
 //     gives up on it when ctx ends.
 func (d *Daemon) Stop(ctx context.Context) error {
 	var errs []error
@@ -190,6 +207,11 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		hctx, cancel := context.WithTimeout(ctx, hubStopTimeout)
 		errs = append(errs, d.hub.Stop(hctx))
 		cancel()
+	}
+	if d.cluster != nil {
+		// Leave only now: the drained requests' invalidations and events
+		// still had to reach the other nodes.
+		errs = append(errs, d.cluster.Stop(ctx))
 	}
 	if d.store != nil {
 		// pgxpool.Close waits for every acquired connection; a handler
@@ -218,20 +240,56 @@ func (d *Daemon) cleanup(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := d.app.CleanupSessions(ctx)
-			if err != nil {
-				d.log.Warn("session cleanup", "err", err)
-			} else if n > 0 {
-				d.log.Info("expired sessions removed", "count", n)
-			}
-			files, err := d.app.CleanupOrphanFiles(ctx)
-			if err != nil {
-				d.log.Warn("unattached file cleanup", "removed", files, "err", err)
-			} else if files > 0 {
-				d.log.Info("unattached uploads removed", "count", files)
+			// Once per cluster: whichever node takes the lock does it.
+			if _, err := d.store.RunExclusive(ctx, "cleanup", d.runCleanup); err != nil && ctx.Err() == nil {
+				d.log.Warn("cleanup", "err", err)
 			}
 		}
 	}
+}
+
+func (d *Daemon) runCleanup(ctx context.Context) error {
+	n, err := d.app.CleanupSessions(ctx)
+	if err != nil {
+		d.log.Warn("session cleanup", "err", err)
+	} else if n > 0 {
+		d.log.Info("expired sessions removed", "count", n)
+	}
+	files, err := d.app.CleanupOrphanFiles(ctx)
+	if err != nil {
+		d.log.Warn("unattached file cleanup", "removed", files, "err", err)
+	} else if files > 0 {
+		d.log.Info("unattached uploads removed", "count", files)
+	}
+	return nil
+}
+
+// newCluster makes this node's cluster: memberlist gossip when
+// ClusterSettings.Enable is set, otherwise a cluster of one.
+func (d *Daemon) newCluster(store *postgres.Store, hostname string) (cluster.Cluster, error) {
+	k := d.cfg.ClusterSettings
+	if k.OverrideHostname != "" {
+		hostname = k.OverrideHostname
+	}
+	self := cluster.Node{ID: d.nodeID, Version: buildinfo.Version(), SchemaVersion: strconv.FormatInt(postgres.SchemaVersion(), 10),
+		ConfigHash: d.cfg.Hash(), Hostname: hostname}
+	if !k.Enable {
+		self.Address = d.cfg.ServiceSettings.ListenAddress
+		return cluster.NewBus().Join(self), nil
+	}
+	var key []byte
+	if k.EnableGossipEncryption {
+		var err error
+		if key, err = k.GossipKey(); err != nil { // validated at load; kept for callers that skip it
+			return nil, fmt.Errorf("daemon: ClusterSettings.GossipEncryptionKey: %w", err)
+		}
+	} else {
+		d.log.Warn("cluster gossip is not encrypted: set ClusterSettings.EnableGossipEncryption outside a lab")
+	}
+	return cluster.NewGossip(cluster.GossipOptions{
+		Self: self, ClusterName: k.ClusterName, BindAddress: k.BindAddress, BindPort: k.GossipPort,
+		AdvertiseAddress: k.AdvertiseAddress, SecretKey: key, Discovery: store.Discovery(), Logger: d.log,
+	})
 }
 
 // migrate applies pending migrations, refusing to run a binary older than

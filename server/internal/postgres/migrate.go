@@ -208,3 +208,17 @@ func MigrateDSN(ctx context.Context, dsn string) error {
 	defer m.Close()
 	return m.Up(ctx, "dev")
 }
+
+// SchemaVersion is the version of the newest migration this binary
+// carries: the schema it runs on once started (cluster status shows it).
+func SchemaVersion() int64 {
+	entries, _ := fs.ReadDir(migrationFS, "migrations") // embedded: cannot fail
+	var latest int64
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if v, err := strconv.ParseInt(num, 10, 64); ok && err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest
+}

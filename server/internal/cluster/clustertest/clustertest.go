@@ -75,8 +75,9 @@ func (l *left) has(id string) bool {
 
 type fixture struct {
 	*Env
-	recs []*recorder
-	left []*left
+	recs   []*recorder
+	left   []*left
+	joined []*left
 }
 
 func start(t *testing.T, f Factory, n int) *fixture {
@@ -84,11 +85,13 @@ func start(t *testing.T, f Factory, n int) *fixture {
 	fx := &fixture{}
 	env := f(t, n, func(i int, c cluster.Cluster) {
 		r := &recorder{got: map[string][]string{}}
-		l := &left{}
+		l, j := &left{}, &left{}
 		fx.recs = append(fx.recs, r)
 		fx.left = append(fx.left, l)
+		fx.joined = append(fx.joined, j)
 		c.Handle(event, r.handle)
 		c.OnNodeLeft(l.add)
+		c.OnNodeJoined(j.add)
 	})
 	require.Len(t, env.Nodes, n)
 	fx.Env = env
@@ -145,6 +148,12 @@ func Run(t *testing.T, f Factory) {
 			require.Equal(t, c.Self().ID, nodes[0].ID, "node %d lists itself first", i)
 			for _, n := range nodes {
 				require.NotEmpty(t, n.Address, "node %s has an address", n.ID)
+			}
+			for _, o := range fx.Nodes {
+				if o != c {
+					id := o.Self().ID
+					eventually(t, func() bool { return fx.joined[i].has(id) }, "node %d told that %s joined", i, id)
+				}
 			}
 		}
 	})
