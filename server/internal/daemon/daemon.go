@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/garrison-chat/garrison/internal/buildinfo"
@@ -48,6 +49,7 @@ type Daemon struct {
 	stopJobs context.CancelFunc
 	jobs     sync.WaitGroup
 	served   chan error
+	stopping atomic.Bool
 }
 
 // New prepares a daemon; nothing runs until Start.
@@ -184,7 +186,12 @@ const (
 //  3. the node leaves the cluster;
 //  4. the database pool closes once every connection is back, or Stop
 //     gives up on it when ctx ends.
+//
+// Stop may be called more than once; later calls do nothing.
 func (d *Daemon) Stop(ctx context.Context) error {
+	if !d.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
 	var errs []error
 	if d.stopJobs != nil {
 		d.stopJobs()
