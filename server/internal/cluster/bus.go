@@ -116,11 +116,12 @@ func (n *BusNode) OnNodeLeft(f func(string)) { n.onLeft = append(n.onLeft, f) }
 func (n *BusNode) Start(context.Context) error {
 	b := n.bus
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if n.started {
+		b.mu.Unlock()
 		return errors.New("cluster: bus node already started")
 	}
 	if _, dup := b.nodes[n.self.ID]; dup {
+		b.mu.Unlock()
 		return errors.New("cluster: bus node id in use: " + n.self.ID)
 	}
 	n.started = true
@@ -142,7 +143,6 @@ func (n *BusNode) Start(context.Context) error {
 			f(o.self.ID)
 		}
 	}
-	b.mu.Lock() // for the deferred unlock
 	return nil
 }
 

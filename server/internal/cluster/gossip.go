@@ -109,6 +109,10 @@ type Gossip struct {
 type recvState struct {
 	epoch     [16]byte
 	delivered uint64
+	// fresh: nothing has arrived from this run of the sender yet, so the
+	// first seq seen (the oldest it still holds for this node) is where
+	// this node starts; nothing before it was meant for this node.
+	fresh bool
 	// lastOK is when (on g's monotonic clock) this node sent the latest
 	// ping the sender has answered, after everything it sent before
 	// answering was handled; answered says whether there was one.
@@ -533,9 +537,9 @@ func (g *Gossip) acceptStream(conn net.Conn) {
 		if r != nil {
 			// The sender restarted: what it queued for the old run is gone
 			// with it, and nothing it sent is missing from the new one.
-			r.epoch, r.delivered = theirs.epoch, 0
+			r.epoch, r.delivered, r.fresh = theirs.epoch, 0, true
 		} else {
-			r = &recvState{epoch: theirs.epoch}
+			r = &recvState{epoch: theirs.epoch, fresh: true}
 			g.recv[theirs.id] = r
 		}
 	}
@@ -568,6 +572,9 @@ func (g *Gossip) acceptStream(conn net.Conn) {
 			if cur != r { // the peer was dropped meanwhile
 				g.mu.Unlock()
 				return
+			}
+			if r.fresh {
+				r.delivered, r.fresh = seq-1, false
 			}
 			if seq <= r.delivered {
 				g.mu.Unlock()
@@ -603,6 +610,9 @@ func (g *Gossip) acceptStream(conn net.Conn) {
 			}
 			g.mu.Lock()
 			if g.recv[theirs.id] == r {
+				if r.fresh {
+					r.delivered, r.fresh = v[1], false
+				}
 				if r.delivered < v[1] {
 					// Messages sent before the pong never arrived (dropped
 					// from a full queue, or the stream restarted past them).
