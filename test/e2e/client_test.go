@@ -247,6 +247,16 @@ func (c *api) createPost(ctx context.Context, channelID, message string) (post, 
 	return p, err
 }
 
+// postsSince returns the channel's posts changed after since (Unix
+// milliseconds), the resync a Mattermost client makes after a reconnect
+// that lost its events.
+func (c *api) postsSince(ctx context.Context, channelID string, since int64) (postList, error) {
+	var l postList
+	_, err := c.do(ctx, http.MethodGet, "/channels/"+channelID+"/posts?since="+strconv.FormatInt(max(since, 1), 10),
+		http.StatusOK, nil, &l)
+	return l, err
+}
+
 func (c *api) channelPosts(ctx context.Context, channelID string) (postList, error) {
 	var l postList
 	_, err := c.do(ctx, http.MethodGet, "/channels/"+channelID+"/posts?per_page=60", http.StatusOK, nil, &l)

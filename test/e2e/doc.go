@@ -9,17 +9,22 @@
 //
 //   - TestEventsCrossNodesInOrder: events made through one node reach a
 //     socket on another in order, with consecutive seq.
+//   - TestKillNodeUnderLoad: a node killed under a posting load loses no
+//     acknowledged post; its sockets reconnect through nginx and resync.
 //   - TestPartitionedNodeLeavesAndRejoins: a node cut off from the others
 //     leaves their cluster status, refuses a session revoked elsewhere
 //     (it reads the database while out of sync), and rejoins when healed.
+//   - TestDBFailoverKill, TestDBFailoverBlackhole: the primary crashes or
+//     vanishes, the replica is promoted, and posting resumes without a
+//     restart.
 //   - TestRevokeIsImmediateOnEveryNode: a revoke on one node is refused on
 //     the others by the first request after it returned.
 //   - TestAdvertiseAddress: nodes with ClusterSettings.AdvertiseAddress
 //     form a cluster.
 //
-// Durations (detection times, call durations) are reported with t.Log,
-// and as <scenario>.json in $E2E_REPORT_DIR when it is set; they are
-// never asserted.
+// Durations (reconnect time, write outages, detection times) are
+// reported with t.Log, and as <scenario>.json in $E2E_REPORT_DIR when it
+// is set; they are never asserted.
 //
 // The tests need root, iproute2, iptables, Postgres 15 and nginx; they
 // skip without them and in -short mode, and fail instead under CI=true.
