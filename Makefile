@@ -45,6 +45,12 @@ test-unit:
 test-compat:
 	cd test/compat && go test -race -count=1 ./...
 
+## test-e2e: the cluster scenarios alone, on the multi-node testbed with make build's garrison
+## (root, iproute2, iptables, postgresql-15, nginx; figures in the log, and in $E2E_REPORT_DIR if set)
+.PHONY: test-e2e
+test-e2e: build
+	GARRISON_BIN=$(CURDIR)/bin/garrison go test -race -count=1 -v ./test/e2e/
+
 ## test-short: the fast subset for local iteration
 test-short:
 	go test -short ./...
@@ -85,6 +91,12 @@ clean:
 bench-search:
 	go build $(GOFLAGS_BUILD) -o bin/garrison ./server/cmd/garrison
 	go run ./test/searchbench -garrison bin/garrison $(SEARCHBENCHFLAGS)
+
+## bench-cluster: cross-node delivery latency and posts/s, 3 nodes x 500 sockets on the testbed
+## (root; about a minute; not part of make test)
+.PHONY: bench-cluster
+bench-cluster: build
+	GARRISON_BENCH=1 GARRISON_BIN=$(CURDIR)/bin/garrison go test -count=1 -v -run '^TestBenchCluster$$' -timeout 20m ./test/e2e/
 
 ## bench-files: put/get of a 10 MB file on the local and MinIO blob stores and
 ## upload/download through the HTTP API (MB/s; S3 needs `make minio`; not part of make test)

@@ -24,11 +24,14 @@
 //
 // Durations (reconnect time, write outages, detection times) are
 // reported with t.Log, and as <scenario>.json in $E2E_REPORT_DIR when it
-// is set; they are never asserted.
+// is set; they are never asserted. TestBenchCluster measures cross-node
+// delivery latency and posts/s with 1,500 sockets; it runs only with
+// GARRISON_BENCH=1 (make bench-cluster).
 //
 // The tests need root, iproute2, iptables, Postgres 15 and nginx; they
 // skip without them and in -short mode, and fail instead under CI=true.
 // They build garrison once per run, or test the binary $GARRISON_BIN
-// names. They run one after the other: a site is seven nodes whose
-// failure detectors need CPU on time, and the machine has two cores.
+// names (make test-e2e passes make build's). They run one after the
+// other: a site is seven nodes whose failure detectors need CPU on time,
+// and the machine has two cores.
 package e2e
