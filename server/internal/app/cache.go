@@ -17,6 +17,20 @@ type syncFunc func() (epoch uint64, ok bool)
 // alwaysInSync is the sync of a server that is not clustered.
 func alwaysInSync() (uint64, bool) { return 0, true }
 
+// followEpoch compares the cluster's sync epoch with the one a cache was
+// filled under (*epoch). On a change it records the new epoch and bumps
+// *gen, so loads in flight are not stored, and reports changed: the
+// caller empties the cache. ok reports whether the cache may be used.
+func followEpoch(sync syncFunc, epoch, gen *uint64) (changed, ok bool) {
+	e, ok := sync()
+	if e != *epoch {
+		*epoch = e
+		*gen++
+		changed = true
+	}
+	return changed, ok
+}
+
 // sessionCache keeps recently used sessions in memory so a request does
 // not need a database round trip to authenticate. Entries live at most ttl;
 // revocation removes them at once on this node (and, through the cluster,
@@ -56,10 +70,8 @@ func (c *sessionCache) usableLocked() bool {
 	if c.ttl <= 0 {
 		return false
 	}
-	epoch, ok := c.sync()
-	if epoch != c.epoch {
-		c.epoch = epoch
-		c.gen++
+	changed, ok := followEpoch(c.sync, &c.epoch, &c.gen)
+	if changed {
 		clear(c.byToken)
 		clear(c.byID)
 	}
@@ -199,10 +211,8 @@ func newMemberCache(store *postgres.Store, sync syncFunc) *memberCache {
 
 // usableLocked is sessionCache.usableLocked for members.
 func (c *memberCache) usableLocked() bool {
-	epoch, ok := c.sync()
-	if epoch != c.epoch {
-		c.epoch = epoch
-		c.gen++
+	changed, ok := followEpoch(c.sync, &c.epoch, &c.gen)
+	if changed {
 		clear(c.channels)
 		clear(c.teams)
 	}

@@ -85,3 +85,67 @@ func TestSessionCacheLookup(t *testing.T) {
 		require.Equal(t, 2, loads)
 	})
 }
+
+// TestCachesFollowClusterSync: out of sync, the caches are bypassed (every
+// lookup loads, nothing is stored); a new sync epoch empties them, also
+// of what a load that spanned the change read.
+func TestCachesFollowClusterSync(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var epoch uint64 = 1
+	inSync := true
+	sync := func() (uint64, bool) { return epoch, inSync }
+	c := newSessionCache(time.Minute, 10, time.Now, sync)
+	loads := 0
+	load := func(context.Context, string) (*model.Session, error) {
+		loads++
+		return &model.Session{ID: "s1", UserID: "u1"}, nil
+	}
+	lookup := func() {
+		_, err := c.lookup(ctx, "tok", load)
+		require.NoError(t, err)
+	}
+	lookup()
+	lookup()
+	require.Equal(t, 1, loads, "in sync: cached")
+
+	inSync = false
+	lookup()
+	lookup()
+	require.Equal(t, 3, loads, "out of sync: every lookup reads the database")
+	require.Nil(t, c.get("tok"))
+
+	inSync, epoch = true, 2
+	lookup()
+	require.Equal(t, 4, loads, "a new epoch starts empty")
+	lookup()
+	require.Equal(t, 4, loads)
+
+	// A load that began in epoch 2 and ended in epoch 3 is not kept.
+	slow := func(context.Context, string) (*model.Session, error) {
+		epoch = 3
+		return &model.Session{ID: "s2", UserID: "u2"}, nil
+	}
+	_, err := c.lookup(ctx, "other", slow)
+	require.NoError(t, err)
+	require.Nil(t, c.get("other"))
+
+	// The member cache follows the same rule.
+	m := newMemberCache(nil, sync)
+	ids := []string{"u1"}
+	calls := 0
+	loadMembers := func(context.Context, string) ([]string, error) { calls++; return ids, nil }
+	for range 2 {
+		_, err := m.lookup(ctx, m.channels, "ch", loadMembers)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, calls)
+	epoch = 4
+	_, err = m.lookup(ctx, m.channels, "ch", loadMembers)
+	require.NoError(t, err)
+	require.Equal(t, 2, calls, "a new epoch reloads members")
+	inSync = false
+	_, err = m.lookup(ctx, m.channels, "ch", loadMembers)
+	require.NoError(t, err)
+	require.Equal(t, 3, calls, "out of sync reloads members")
+}
