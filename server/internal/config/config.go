@@ -194,6 +194,12 @@ type SqlSettings struct {
 	ConnMaxIdleTimeMilliseconds int `json:"ConnMaxIdleTimeMilliseconds"`
 	// QueryTimeout is the statement timeout in seconds.
 	QueryTimeout int `json:"QueryTimeout"`
+	// ReplicaLagMaxMilliseconds is the most a read sent to a replica may
+	// lag the primary: a replica serves reads only while it has replayed
+	// everything committed on the primary this long ago; 0 keeps every
+	// read on the primary. A Garrison setting (Mattermost only measures
+	// lag, with ReplicaLagSettings).
+	ReplicaLagMaxMilliseconds int `json:"ReplicaLagMaxMilliseconds"`
 }
 
 // FileSettings is Mattermost's FileSettings section.
@@ -363,6 +369,7 @@ func Default() *Config {
 			ConnMaxLifetimeMilliseconds: 3600000,
 			ConnMaxIdleTimeMilliseconds: 300000,
 			QueryTimeout:                30,
+			ReplicaLagMaxMilliseconds:   1000,
 		},
 		FileSettings: FileSettings{
 			EnableFileAttachments: true,

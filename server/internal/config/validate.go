@@ -133,6 +133,7 @@ func (c *Config) Validate() error {
 	atLeast("SqlSettings.ConnMaxLifetimeMilliseconds", int64(q.ConnMaxLifetimeMilliseconds), 0)
 	atLeast("SqlSettings.ConnMaxIdleTimeMilliseconds", int64(q.ConnMaxIdleTimeMilliseconds), 0)
 	atLeast("SqlSettings.QueryTimeout", int64(q.QueryTimeout), 1)
+	atLeast("SqlSettings.ReplicaLagMaxMilliseconds", int64(q.ReplicaLagMaxMilliseconds), 0)
 
 	f := &c.FileSettings
 	atLeast("FileSettings.MaxFileSize", f.MaxFileSize, 1)

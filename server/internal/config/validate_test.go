@@ -70,6 +70,8 @@ func TestValidate(t *testing.T) {
 		}, []string{"ClusterSettings.GossipEncryptionKey"}},
 		{"no open conns", func(c *config.Config) { c.SqlSettings.MaxOpenConns = 0 }, []string{"SqlSettings.MaxOpenConns"}},
 		{"no query timeout", func(c *config.Config) { c.SqlSettings.QueryTimeout = 0 }, []string{"SqlSettings.QueryTimeout"}},
+		{"replica reads off", func(c *config.Config) { c.SqlSettings.ReplicaLagMaxMilliseconds = 0 }, nil},
+		{"negative replica lag", func(c *config.Config) { c.SqlSettings.ReplicaLagMaxMilliseconds = -1 }, []string{"SqlSettings.ReplicaLagMaxMilliseconds"}},
 		{"s3", func(c *config.Config) {
 			c.FileSettings.DriverName, c.FileSettings.Directory, c.FileSettings.AmazonS3Bucket = "amazons3", "", "files"
 		}, nil},
