@@ -230,8 +230,14 @@ func storeErr(where string, err error, notFoundID, kind string) *model.AppError 
 	return internalErr(where, err)
 }
 
-// internalErr wraps an unexpected failure as a 500.
+// internalErr wraps an unexpected failure as a 500, or as a 503 when the
+// database was unavailable (down, failing over, out of reach): the
+// request may be retried.
 func internalErr(where string, err error) *model.AppError {
+	if postgres.IsUnavailable(err) {
+		return model.NewAppError(where, "app.database.unavailable.app_error", http.StatusServiceUnavailable,
+			"The database is unavailable. Please try again.").Wrap(err)
+	}
 	e := model.NewAppError(where, "app.internal_error", http.StatusInternalServerError, "An internal error occurred.")
 	return e.Wrap(err)
 }
