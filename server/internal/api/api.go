@@ -143,7 +143,10 @@ func (a *API) session(fn handlerFunc, csrf bool) http.HandlerFunc {
 			}
 		}
 		ctx := context.WithValue(r.Context(), sessionKey, s)
-		return fn(w, r.WithContext(ctx))
+		w, ctx, noted := a.noteWrites(ctx, w, s.UserID) // Database (issue 4): read-your-writes
+		err = fn(w, r.WithContext(ctx))
+		noted()
+		return err
 	})
 }
 

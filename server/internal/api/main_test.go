@@ -59,11 +59,17 @@ func newTestServer(t testing.TB, mutate ...func(*app.Settings, *api.Options)) *t
 // a node of that cluster, started here.
 func newTestNode(t testing.TB, dsn string, clu cluster.Cluster, mutate ...func(*app.Settings, *api.Options)) *testServer {
 	t.Helper()
-	ts := &testServer{t: t}
-	ctx := context.Background()
-	store, err := postgres.Open(ctx, postgres.PoolOptions{DataSource: dsn, MaxOpenConns: 10, QueryTimeout: 30 * time.Second})
+	store, err := postgres.Open(context.Background(), postgres.PoolOptions{DataSource: dsn, MaxOpenConns: 10, QueryTimeout: 30 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(store.Close)
+	return newTestNodeOn(t, store, clu, mutate...)
+}
+
+// newTestNodeOn is newTestNode on an open store.
+func newTestNodeOn(t testing.TB, store *postgres.Store, clu cluster.Cluster, mutate ...func(*app.Settings, *api.Options)) *testServer {
+	t.Helper()
+	ts := &testServer{t: t}
+	ctx := context.Background()
 	// GARRISON_TEST_LOG=1 shows the server's log, to see what a 500 hid.
 	var out io.Writer = io.Discard
 	if os.Getenv("GARRISON_TEST_LOG") != "" {

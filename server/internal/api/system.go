@@ -22,7 +22,8 @@ func gzipMiddleware(next http.Handler) http.Handler {
 
 // ping answers GET /system/ping. With get_server_status=true it checks the
 // database (a write, as Mattermost does) and the file store; a failing
-// check makes the reply 500 unless use_rest_semantics=true.
+// check makes the reply 500 unless use_rest_semantics=true. System admins
+// also see root_status and database_replicas (name, lag_ms, in_rotation).
 func (a *API) ping(w http.ResponseWriter, r *http.Request) error {
 	resp := map[string]any{
 		"status": "OK", "AndroidLatestVersion": "", "AndroidMinVersion": "",
@@ -50,6 +51,8 @@ func (a *API) ping(w http.ResponseWriter, r *http.Request) error {
 		// withholds the admin-only field.
 		if s, err := a.optionalSession(r); err == nil && s != nil && s.IsSystemAdmin() {
 			resp["root_status"] = os.Geteuid() == 0
+			// Database (issue 4): which replicas serve reads, and their lag.
+			resp["database_replicas"] = a.app.DatabaseReplicas()
 		}
 	}
 	status := http.StatusOK

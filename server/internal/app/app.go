@@ -171,9 +171,11 @@ func New(o Options) *App {
 		solo := cluster.NewBus().Join(cluster.Node{ID: o.NodeID})
 		a.cluster = solo
 		a.registerCluster()
+		a.registerReadYourWrites()
 		_ = solo.Start(context.Background()) // cannot fail for a new bus
 	} else {
 		a.registerCluster()
+		a.registerReadYourWrites()
 	}
 	a.sessions = newSessionCache(o.Settings.SessionCacheTTL, 50000, now, a.cluster.Sync)
 	a.members = newMemberCache(o.Store, a.cluster.Sync)

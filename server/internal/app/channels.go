@@ -491,7 +491,9 @@ func (a *App) PublicChannels(ctx context.Context, s *model.Session, teamID strin
 	if appErr := a.requireTeamMember(ctx, s, teamID, "list_team_channels"); appErr != nil {
 		return nil, appErr
 	}
-	cs, err := a.store.PublicChannels(ctx, teamID, offset, limit)
+	cs, err := fromReplica(ctx, a, s.UserID, func(st *postgres.Store) ([]*model.Channel, error) {
+		return st.PublicChannels(ctx, teamID, offset, limit)
+	})
 	if err != nil {
 		return nil, internalErr("app.public_channels", err)
 	}
@@ -544,7 +546,9 @@ func (a *App) ChannelsForUser(ctx context.Context, s *model.Session, userID, tea
 	if appErr := a.requireTeamMember(ctx, s, teamID, "view_team"); appErr != nil {
 		return nil, appErr
 	}
-	cs, err := a.store.ChannelsForUser(ctx, teamID, userID, includeDeleted, lastDeleteAt)
+	cs, err := fromReplica(ctx, a, s.UserID, func(st *postgres.Store) ([]*model.Channel, error) {
+		return st.ChannelsForUser(ctx, teamID, userID, includeDeleted, lastDeleteAt)
+	})
 	if err != nil {
 		return nil, internalErr("app.channels_for_user", err)
 	}

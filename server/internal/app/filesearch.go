@@ -33,8 +33,10 @@ func (a *App) SearchFiles(ctx context.Context, s *model.Session, o SearchOptions
 	f.Terms = append(f.Terms[:len(f.Terms):len(f.Terms)], hashtagWords(q.Hashtags)...)
 	f.ExcludedTerms = append(f.ExcludedTerms[:len(f.ExcludedTerms):len(f.ExcludedTerms)], hashtagWords(q.ExcludedHashtags)...)
 	f.Offset, f.Limit = o.Page*o.PerPage, o.PerPage
-	files, err := a.store.SearchFiles(ctx, postgres.FileSearch{SearchFilter: f,
-		Extensions: q.Extensions, ExcludedExtensions: q.ExcludedExtensions})
+	files, err := fromSearchReplica(ctx, a, s.UserID, func(st *postgres.Store) ([]*model.FileInfo, error) {
+		return st.SearchFiles(ctx, postgres.FileSearch{SearchFilter: f,
+			Extensions: q.Extensions, ExcludedExtensions: q.ExcludedExtensions})
+	})
 	if err != nil {
 		return nil, internalErr(where, err)
 	}

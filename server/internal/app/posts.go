@@ -367,8 +367,11 @@ func (a *App) GetChannelPosts(ctx context.Context, s *model.Session, o ChannelPo
 		return nil, appErr
 	}
 	list := model.NewPostList()
+	st := a.channelPostsStore(ctx, s.UserID, o.ChannelID) // Database (issue 4): a replica when fresh enough
 	if o.Since > 0 {
-		posts, err := a.store.PostsSince(ctx, o.ChannelID, o.Since)
+		posts, err := readOn(ctx, a, st, func(st *postgres.Store) ([]*model.Post, error) {
+			return st.PostsSince(ctx, o.ChannelID, o.Since)
+		})
 		if err != nil {
 			return nil, internalErr(where, err)
 		}
@@ -377,9 +380,11 @@ func (a *App) GetChannelPosts(ctx context.Context, s *model.Session, o ChannelPo
 		}
 		return list, nil
 	}
-	page, err := a.store.ChannelPosts(ctx, postgres.ChannelPostsQuery{
-		ChannelID: o.ChannelID, Before: o.Before, After: o.After,
-		Offset: o.Page * o.PerPage, Limit: o.PerPage, IncludeDeleted: o.IncludeDeleted,
+	page, err := readOn(ctx, a, st, func(st *postgres.Store) (*postgres.ChannelPostsPage, error) {
+		return st.ChannelPosts(ctx, postgres.ChannelPostsQuery{
+			ChannelID: o.ChannelID, Before: o.Before, After: o.After,
+			Offset: o.Page * o.PerPage, Limit: o.PerPage, IncludeDeleted: o.IncludeDeleted,
+		})
 	})
 	if err != nil {
 		return nil, internalErr(where, err)

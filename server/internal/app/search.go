@@ -76,8 +76,10 @@ func (a *App) SearchPosts(ctx context.Context, s *model.Session, o SearchOptions
 	}
 	// One more than a page tells whether another follows.
 	f.Offset, f.Limit = o.Page*o.PerPage, o.PerPage+1
-	posts, err := a.store.SearchPosts(ctx, postgres.PostSearch{SearchFilter: f,
-		Hashtags: q.Hashtags, ExcludedHashtags: q.ExcludedHashtags})
+	posts, err := fromSearchReplica(ctx, a, s.UserID, func(st *postgres.Store) ([]*model.Post, error) {
+		return st.SearchPosts(ctx, postgres.PostSearch{SearchFilter: f,
+			Hashtags: q.Hashtags, ExcludedHashtags: q.ExcludedHashtags})
+	})
 	if err != nil {
 		return nil, internalErr(where, err)
 	}
@@ -252,7 +254,9 @@ func (a *App) SearchChannels(ctx context.Context, s *model.Session, teamID, term
 	case ChannelSearchAutocomplete:
 		f.Member = true
 	}
-	cs, err := a.store.SearchChannels(ctx, f)
+	cs, err := fromReplica(ctx, a, s.UserID, func(st *postgres.Store) ([]*model.Channel, error) {
+		return st.SearchChannels(ctx, f)
+	})
 	if err != nil {
 		return nil, internalErr(where, err)
 	}

@@ -202,7 +202,9 @@ func (a *App) sanitizeTeams(ctx context.Context, s *model.Session, teams ...*mod
 // ListTeams returns a page of teams: every team for system admins, the
 // teams anyone may join (allow_open_invite) for everyone else.
 func (a *App) ListTeams(ctx context.Context, s *model.Session, offset, limit int) ([]*model.Team, *model.AppError) {
-	teams, err := a.store.ListTeams(ctx, !s.IsSystemAdmin(), offset, limit)
+	teams, err := fromReplica(ctx, a, s.UserID, func(st *postgres.Store) ([]*model.Team, error) {
+		return st.ListTeams(ctx, !s.IsSystemAdmin(), offset, limit)
+	})
 	if err != nil {
 		return nil, internalErr("app.list_teams", err)
 	}
@@ -225,7 +227,9 @@ func (a *App) ListTeamsWithCount(ctx context.Context, s *model.Session, offset, 
 	if appErr != nil {
 		return nil, appErr
 	}
-	n, err := a.store.CountTeams(ctx, !s.IsSystemAdmin())
+	n, err := fromReplica(ctx, a, s.UserID, func(st *postgres.Store) (int64, error) {
+		return st.CountTeams(ctx, !s.IsSystemAdmin())
+	})
 	if err != nil {
 		return nil, internalErr("app.list_teams_with_count", err)
 	}
@@ -532,7 +536,9 @@ func (a *App) TeamsForUser(ctx context.Context, s *model.Session, userID string)
 	if appErr := a.requireSelfOrAdmin(s, userID, "sysconsole_read_user_management_users"); appErr != nil {
 		return nil, appErr
 	}
-	teams, err := a.store.TeamsForUser(ctx, userID)
+	teams, err := fromReplica(ctx, a, s.UserID, func(st *postgres.Store) ([]*model.Team, error) {
+		return st.TeamsForUser(ctx, userID)
+	})
 	if err != nil {
 		return nil, internalErr("app.teams_for_user", err)
 	}

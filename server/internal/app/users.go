@@ -281,7 +281,13 @@ func (a *App) ListUsers(ctx context.Context, s *model.Session, f postgres.UserFi
 	admin := s != nil && s.IsSystemAdmin()
 	f.AllowEmails = a.set.ShowEmailAddress || admin
 	f.AllowFullNames = a.set.ShowFullName || admin
-	users, err := a.store.ListUsers(ctx, f)
+	var caller string
+	if s != nil {
+		caller = s.UserID
+	}
+	users, err := fromReplica(ctx, a, caller, func(st *postgres.Store) ([]*model.User, error) {
+		return st.ListUsers(ctx, f)
+	})
 	if err != nil {
 		return nil, internalErr(where, err)
 	}
