@@ -63,17 +63,27 @@ func (d *Daemon) Addr() net.Addr { return d.ln.Addr() }
 // App returns the rules (for the all-in-one bootstrap).
 func (d *Daemon) App() *app.App { return d.app }
 
-// OpenStore connects to the configured database.
+// OpenStore connects to the configured database: the primary (several
+// hosts follow a failover) and the replicas, whose lag monitor runs until
+// the store is closed.
 func OpenStore(ctx context.Context, cfg *config.Config) (*postgres.Store, error) {
-	s := cfg.SqlSettings
-	return postgres.Open(ctx, postgres.PoolOptions{
+	return postgres.Open(ctx, poolOptions(cfg.SqlSettings))
+}
+
+// poolOptions derives the database pool options from SqlSettings; the
+// connection timeouts keep their defaults (postgres.PoolOptions).
+func poolOptions(s config.SqlSettings) postgres.PoolOptions {
+	return postgres.PoolOptions{
 		DataSource:      s.DataSource,
 		MaxOpenConns:    s.MaxOpenConns,
 		MaxConnLifetime: time.Duration(s.ConnMaxLifetimeMilliseconds) * time.Millisecond,
 		MaxConnIdleTime: time.Duration(s.ConnMaxIdleTimeMilliseconds) * time.Millisecond,
 		QueryTimeout:    time.Duration(s.QueryTimeout) * time.Second,
 		ApplicationName: "garrison",
-	})
+		Replicas:        s.DataSourceReplicas,
+		SearchReplicas:  s.DataSourceSearchReplicas,
+		ReplicaLagMax:   time.Duration(s.ReplicaLagMaxMilliseconds) * time.Millisecond,
+	}
 }
 
 // Start connects, migrates, and starts serving. When it returns nil the
