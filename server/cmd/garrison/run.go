@@ -137,7 +137,7 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer closeLog()
-	store, err := daemon.OpenStore(ctx, cfg)
+	store, err := daemon.OpenStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

@@ -66,8 +66,10 @@ func (d *Daemon) App() *app.App { return d.app }
 // OpenStore connects to the configured database: the primary (several
 // hosts follow a failover) and the replicas, whose lag monitor runs until
 // the store is closed.
-func OpenStore(ctx context.Context, cfg *config.Config) (*postgres.Store, error) {
-	return postgres.Open(ctx, poolOptions(cfg.SqlSettings))
+func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*postgres.Store, error) {
+	o := poolOptions(cfg.SqlSettings)
+	o.Logger = logger
+	return postgres.Open(ctx, o)
 }
 
 // poolOptions derives the database pool options from SqlSettings; the
@@ -90,7 +92,7 @@ func poolOptions(s config.SqlSettings) postgres.PoolOptions {
 // listener is bound.
 func (d *Daemon) Start(ctx context.Context) error {
 	cfg := d.cfg
-	store, err := OpenStore(ctx, cfg)
+	store, err := OpenStore(ctx, cfg, d.log.With("component", "database"))
 	if err != nil {
 		return err
 	}
