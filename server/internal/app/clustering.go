@@ -132,6 +132,9 @@ type clusterCast struct {
 // sendEvent passes an event published here to the other nodes, whose
 // hubs deliver it to their own sockets (Mattermost's "publish").
 func (a *App) sendEvent(ev *ws.Event) {
+	if a.cluster.Alone() {
+		return
+	}
 	b := ev.Broadcast
 	data, err := json.Marshal(clusterEvent{Name: ev.Name, Data: ev.Data, Broadcast: clusterCast{
 		UserID: b.UserID, ChannelID: b.ChannelID, TeamID: b.TeamID, ConnectionID: b.ConnectionID,
@@ -280,6 +283,9 @@ func (p *presence) snapshot() map[string]int {
 }
 
 func (a *App) sendConns(msg connsMessage) {
+	if a.cluster.Alone() {
+		return
+	}
 	b, err := json.Marshal(msg)
 	if err != nil {
 		return

@@ -207,6 +207,13 @@ func (n *BusNode) Sync() (uint64, bool) {
 	return n.epoch, n.started && n.inSync
 }
 
+// Alone implements Cluster.
+func (n *BusNode) Alone() bool {
+	n.bus.mu.Lock()
+	defer n.bus.mu.Unlock()
+	return len(n.bus.nodes) <= 1
+}
+
 // Send implements Cluster.
 func (n *BusNode) Send(m Message) { n.send(m) }
 

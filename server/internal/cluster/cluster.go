@@ -79,6 +79,9 @@ type Cluster interface {
 	// OnNodeLeft registers f, called with a node's id when it leaves or
 	// is declared dead. Call it before Start.
 	OnNodeLeft(f func(nodeID string))
+	// Alone reports whether there is no other node to send to (so a
+	// sender may skip encoding a message).
+	Alone() bool
 	// Send queues m for every other live node and returns at once.
 	Send(m Message)
 	// SendAcked sends m and waits until every other node has handled it

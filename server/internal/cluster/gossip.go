@@ -443,6 +443,13 @@ func (g *Gossip) lostLocked(from string) {
 	g.syncEpoch++
 }
 
+// Alone implements Cluster.
+func (g *Gossip) Alone() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.peers) == 0
+}
+
 // Send implements Cluster.
 func (g *Gossip) Send(m Message) {
 	g.mu.Lock()
