@@ -27,9 +27,10 @@ const requestTimeout = 15 * time.Second
 // api calls the REST API at one base URL (a node or nginx) with one
 // token, through an HTTP client that dials from the client node.
 type api struct {
-	base  string // http://host:port, no trailing slash
-	hc    *http.Client
-	token string // empty for anonymous calls
+	base    string // http://host:port, no trailing slash
+	hc      *http.Client
+	token   string        // empty for anonymous calls
+	timeout time.Duration // of each call; 0 means requestTimeout
 }
 
 // as returns a client sharing c's connections that calls with token.
@@ -72,7 +73,11 @@ func statusOf(err error) int {
 // (when not nil). An answer other than want (any 2xx when want is 0) is
 // an *apiError.
 func (c *api) do(ctx context.Context, method, path string, want int, in, out any) (http.Header, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	timeout := c.timeout
+	if timeout == 0 {
+		timeout = requestTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var body io.Reader
 	if in != nil {

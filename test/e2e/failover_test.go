@@ -252,10 +252,11 @@ const (
 	probeEvery       = 50 * time.Millisecond
 	probeInFlight    = 64
 	probeMaxAttempts = 4000
+	probeTimeout     = time.Minute
 )
 
 // run starts writes until stop is closed and returns once every write it
-// started has ended (each is bounded by requestTimeout).
+// started has ended (each is bounded by its client's timeout).
 func (w *writeProbe) run(ctx context.Context, stop <-chan struct{}) {
 	tick := time.NewTicker(probeEvery)
 	defer tick.Stop()
@@ -310,7 +311,7 @@ const slowWrite = time.Second
 // (failed, or slower than slowWrite) to the end of the first good one
 // that started after it.
 type outage struct {
-	failed, hung, slow int // hung: no answer before the client's timeout
+	failed, hung, slow int // hung: no answer within probeTimeout
 	firstBad           string
 	duration           time.Duration
 	longestAttempt     time.Duration
@@ -380,7 +381,12 @@ func dbFailover(t *testing.T, name string, fault func(context.Context, *site) er
 	s := newSite(t, siteOptions{})
 	ctx := t.Context()
 	ch, _ := s.setup(ctx, "failover", "O", 0)
-	w := &writeProbe{c: s.admin, channel: ch.ID}
+	// The probe waits longer than the server may take to give up on a
+	// vanished database (TCP_USER_TIMEOUT 15 s, QueryTimeout + 5 s), so
+	// it reports the server's answer rather than its own impatience.
+	probe := *s.admin
+	probe.timeout = probeTimeout
+	w := &writeProbe{c: &probe, channel: ch.ID}
 	stop, probed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(probed)
@@ -410,14 +416,12 @@ func dbFailover(t *testing.T, name string, fault func(context.Context, *site) er
 	stopProbe()
 
 	// Each node has its own pool: posting works through each of them.
-	perNode := map[string]string{} // node → first post through it after the fault
 	for _, n := range s.apps {
 		c := s.admin.at(nodeURL(n))
 		require.NoError(t, poll(ctx, recovery, func(ctx context.Context) error {
 			_, err := c.createPost(ctx, ch.ID, "after the failover, on "+n.Name())
 			return err
 		}), "posting through %s", n)
-		perNode[n.Name()] = time.Since(faultAt).Round(time.Millisecond).String()
 	}
 
 	o := w.outage(faultAt)
@@ -430,17 +434,16 @@ func dbFailover(t *testing.T, name string, fault func(context.Context, *site) er
 		}
 	}
 	report(t, name, map[string]any{
-		"promote_done_after_fault":                 promoted.String(),
-		"write_outage":                             o.duration.String(),
-		"write_outage_seconds":                     o.duration.Seconds(),
-		"first_bad_write_started_after_fault":      o.firstBadFrom.String(),
-		"first_bad_write":                          o.firstBad,
-		"failed_writes":                            o.failed,
-		"hung_writes":                              o.hung,
-		"slow_but_acknowledged_writes":             o.slow,
-		"longest_write":                            o.longestAttempt.String(),
-		"acknowledged_writes":                      len(o.acked),
-		"acknowledged_but_not_on_new_primary":      lost,
-		"posting_through_each_node_ok_after_fault": fmt.Sprint(perNode),
+		"promote_done_after_fault":            promoted.String(),
+		"write_outage":                        o.duration.String(),
+		"write_outage_seconds":                o.duration.Seconds(),
+		"first_bad_write_started_after_fault": o.firstBadFrom.String(),
+		"first_bad_write":                     o.firstBad,
+		"failed_writes":                       o.failed,
+		"hung_writes":                         o.hung,
+		"slow_but_acknowledged_writes":        o.slow,
+		"longest_write":                       o.longestAttempt.String(),
+		"acknowledged_writes":                 len(o.acked),
+		"acknowledged_but_not_on_new_primary": lost,
 	})
 }
