@@ -214,7 +214,7 @@ func (a *App) publish(ctx context.Context, ev *ws.Event) {
 	if err := a.pub.Publish(ctx, ev); err != nil {
 		a.log.Warn("publish event", "event", ev.Name, "err", err)
 	}
-	a.sendEvent(ev) // Cluster (issue 4): the other nodes' sockets
+	a.sendEvent(ctx, ev) // Cluster (issue 4): the other nodes' sockets
 }
 
 // Cluster returns this node's view of the cluster.

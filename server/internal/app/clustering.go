@@ -131,7 +131,13 @@ type clusterCast struct {
 
 // sendEvent passes an event published here to the other nodes, whose
 // hubs deliver it to their own sockets (Mattermost's "publish").
-func (a *App) sendEvent(ev *ws.Event) {
+//
+// The events Mattermost sends reliably (posts, edits, new direct and group
+// channels, team joins) are waited for: every node in contact has handled
+// them before the request that caused them is answered, so a post this
+// node acknowledged reaches every node's sockets even if this node dies
+// right after.
+func (a *App) sendEvent(ctx context.Context, ev *ws.Event) {
 	if a.cluster.Alone() {
 		return
 	}
@@ -144,7 +150,25 @@ func (a *App) sendEvent(ev *ws.Event) {
 		a.log.Warn("encode event for the cluster", "event", ev.Name, "err", err)
 		return
 	}
-	a.cluster.Send(cluster.Message{Event: clusterPublish, Data: data})
+	m := cluster.Message{Event: clusterPublish, Data: data}
+	if !reliableEvent(ev.Name) {
+		a.cluster.Send(m)
+		return
+	}
+	if missing := a.cluster.SendReliable(ctx, m); len(missing) > 0 {
+		a.log.Warn("nodes did not acknowledge an event; they get it when back in contact",
+			"event", ev.Name, "nodes", missing)
+	}
+}
+
+// reliableEvent reports whether an event is one of Mattermost's reliable
+// cluster sends (and post_deleted, which must not linger either).
+func reliableEvent(name string) bool {
+	switch name {
+	case "posted", "post_edited", "post_deleted", "direct_added", "group_added", "added_to_team":
+		return true
+	}
+	return false
 }
 
 func (a *App) receiveEvent(from string, m cluster.Message) {

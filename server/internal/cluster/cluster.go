@@ -12,9 +12,11 @@
 // Messages from one node to another are delivered in the order they were
 // sent and each at most once, and they survive a broken connection: the
 // sender keeps every message until the receiver acknowledges it and
-// resends after reconnecting. A node that leaves the cluster (or is
-// declared dead) loses what was queued for it; so does a receiver whose
-// queue overflowed. Both show up as a lost sync (below), never silently.
+// resends after reconnecting, also after a partition heals, as long as the
+// receiver stayed in the discovery table. A node that is gone from both
+// gossip and the discovery table loses what was queued for it; so does a
+// receiver whose queue overflowed (it notices and drops its caches, see
+// below). SendReliable and SendAcked wait for the receivers' handlers.
 //
 // # Sync and security caches
 //
@@ -88,6 +90,13 @@ type Cluster interface {
 	// or is out of sync (see the package doc), or ctx ends. It returns
 	// the ids of the nodes that did not acknowledge.
 	SendAcked(ctx context.Context, m Message) []string
+	// SendReliable sends m and waits until every other node that is in
+	// contact (it has acknowledged something within the lease) has
+	// handled it, or ctx ends; nodes out of contact get it when they are
+	// back, without being waited for. It returns the ids of the nodes
+	// that did not acknowledge. It is for events that must not be lost if
+	// this node dies right after answering (a post it acknowledged).
+	SendReliable(ctx context.Context, m Message) []string
 	// Sync reports whether this node's caches of security state may be
 	// used, and the sync epoch they must have been filled under.
 	Sync() (epoch uint64, ok bool)

@@ -224,6 +224,11 @@ func (g *Gossip) Start(ctx context.Context) error {
 	if cfg.BindPort == 0 {
 		cfg.BindPort = nt.GetAutoBindPort()
 	}
+	if cfg.AdvertisePort == 0 {
+		// memberlist advertises the port it is given with an address:
+		// without one, other nodes would be told port 0.
+		cfg.AdvertisePort = cfg.BindPort
+	}
 	ip, port, err := nt.FinalAdvertiseAddr(cfg.AdvertiseAddr, cfg.AdvertisePort)
 	if err != nil {
 		_ = nt.Shutdown()
@@ -490,6 +495,34 @@ func (g *Gossip) SendAcked(ctx context.Context, m Message) []string {
 			missing = append(missing, w.id)
 		}
 		t.Stop()
+	}
+	return missing
+}
+
+// SendReliable implements Cluster.
+func (g *Gossip) SendReliable(ctx context.Context, m Message) []string {
+	type wait struct {
+		id string
+		ch <-chan struct{}
+	}
+	var waits []wait
+	var missing []string
+	g.mu.Lock()
+	for id, p := range g.peers {
+		ch, _ := p.queueAcked(m)
+		if p.inContact(g.o.Lease) {
+			waits = append(waits, wait{id, ch})
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	g.mu.Unlock()
+	for _, w := range waits {
+		select {
+		case <-w.ch:
+		case <-ctx.Done():
+			missing = append(missing, w.id)
+		}
 	}
 	return missing
 }

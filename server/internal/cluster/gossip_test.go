@@ -50,3 +50,26 @@ func TestGossipPlain(t *testing.T) {
 	t.Parallel()
 	clustertest.Run(t, gossipFactory(nil))
 }
+
+// TestGossipAdvertiseAddress: with an advertised address and no
+// advertised port, a node advertises the port it bound, and nodes join.
+func TestGossipAdvertiseAddress(t *testing.T) {
+	t.Parallel()
+	var nodes []*cluster.Gossip
+	for i := range 2 {
+		var peers []string
+		if i > 0 {
+			peers = []string{nodes[0].Self().Address}
+		}
+		g, err := cluster.NewGossip(cluster.GossipOptions{Self: cluster.Node{ID: "adv-" + string(rune('a'+i))},
+			ClusterName: "adv", BindAddress: "127.0.0.1", AdvertiseAddress: "127.0.0.1", Peers: peers,
+			ProbeInterval: 100 * time.Millisecond})
+		require.NoError(t, err)
+		require.NoError(t, g.Start(context.Background()))
+		t.Cleanup(func() { _ = g.Stop(context.Background()) })
+		require.NotContains(t, g.Self().Address, ":0", "the bound port is advertised")
+		nodes = append(nodes, g)
+	}
+	require.Eventually(t, func() bool { return len(nodes[0].Nodes()) == 2 && len(nodes[1].Nodes()) == 2 },
+		30*time.Second, 10*time.Millisecond)
+}

@@ -33,6 +33,7 @@ type peer struct {
 	pongs   []uint64 // pings of the peer to answer
 	ping    uint64   // a ping to send (g's monotonic clock), 0 if none
 	pongAt  time.Time
+	ackAt   time.Time // when the peer last acknowledged anything
 	closed  bool
 	conn    net.Conn
 }
@@ -136,10 +137,19 @@ func (p *peer) queuePing(now uint64) {
 	p.wake()
 }
 
+// inContact reports whether the peer acknowledged anything within d
+// (it acknowledges every ping, so a live link does so continually).
+func (p *peer) inContact(d time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.ackAt.IsZero() && time.Since(p.ackAt) < d
+}
+
 // ackedUpTo records the peer's acknowledgement of every seq up to d.
 func (p *peer) ackedUpTo(d uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.ackAt = time.Now()
 	if d <= p.acked {
 		return
 	}

@@ -91,7 +91,7 @@ type ServiceSettings struct {
 	// SiteURL is the public URL users reach the server at; empty means unknown.
 	SiteURL string `json:"SiteURL"`
 	// ListenAddress is the host:port the API and WebSocket listener binds.
-	ListenAddress string `json:"ListenAddress"`
+	ListenAddress string `json:"ListenAddress" node:"local"`
 	// MaximumPayloadSizeBytes caps request bodies other than file uploads.
 	MaximumPayloadSizeBytes int64 `json:"MaximumPayloadSizeBytes"`
 	// SessionLengthWebInHours is the lifetime of browser sessions.

@@ -117,6 +117,7 @@ func TestHash(t *testing.T) {
 	// Per-node cluster settings do not count; shared ones do.
 	d := valid()
 	d.ClusterSettings.AdvertiseAddress, d.ClusterSettings.BindAddress, d.ClusterSettings.OverrideHostname = "10.0.0.12", "10.0.0.12", "app2"
+	d.ServiceSettings.ListenAddress = "10.0.0.12:8065"
 	require.Equal(t, a.Hash(), d.Hash())
 	require.Equal(t, "10.0.0.12", d.ClusterSettings.AdvertiseAddress, "hashing leaves the config alone")
 	d.ClusterSettings.ClusterName = "other"

@@ -207,7 +207,11 @@ func Run(t *testing.T, f Factory) {
 		defer cancel()
 		for i := range 20 {
 			msg := "acked-" + strconv.Itoa(i)
-			missing := fx.Nodes[1].SendAcked(ctx, cluster.Message{Event: event, Data: []byte(msg)})
+			send := fx.Nodes[1].SendAcked
+			if i%2 == 1 {
+				send = fx.Nodes[1].SendReliable
+			}
+			missing := send(ctx, cluster.Message{Event: event, Data: []byte(msg)})
 			require.Empty(t, missing)
 			src := fx.Nodes[1].Self().ID
 			for _, n := range []int{0, 2} {
@@ -274,6 +278,10 @@ func Run(t *testing.T, f Factory) {
 		require.NoError(t, ctx.Err(), "SendAcked returned because the cut node is out of sync")
 		require.Contains(t, missing, fx.Nodes[2].Self().ID)
 		require.NotContains(t, missing, fx.Nodes[1].Self().ID)
+		missing = fx.Nodes[0].SendReliable(ctx, cluster.Message{Event: event, Data: []byte("during, reliable")})
+		require.NoError(t, ctx.Err(), "SendReliable does not wait for a node out of contact")
+		require.Contains(t, missing, fx.Nodes[2].Self().ID)
+		require.Contains(t, fx.recs[1].from(fx.Nodes[0].Self().ID), "during, reliable", "node 1 handled it")
 
 		fx.Heal()
 		fx.waitFormed(t, []int{0, 1, 2})
