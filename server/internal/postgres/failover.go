@@ -31,6 +31,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -83,7 +84,15 @@ func unavailable(err error) bool {
 	// pgconn's errors for a broken, closed or timed-out connection are the
 	// ones that say whether a retry is safe.
 	var retry interface{ SafeToRetry() bool }
-	return errors.As(err, &retry)
+	if errors.As(err, &retry) || pgconn.Timeout(err) {
+		return true
+	}
+	// What a connection cut mid-statement or mid-transaction may surface
+	// as, unwrapped by pgconn.
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.As(err, &ne) || errors.Is(err, pgx.ErrTxClosed)
 }
 
 // serverGone reports whether a SQLSTATE means the server is not (or no

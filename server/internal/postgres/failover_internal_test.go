@@ -123,6 +123,9 @@ func TestUnavailable(t *testing.T) {
 		{"kind", fmt.Errorf("x: %w", ErrUnavailable), true},
 		{"canceled", fmt.Errorf("x: %w", context.Canceled), false},
 		{"plain EOF", io.EOF, false},
+		{"connection cut mid-message", fmt.Errorf("tx: %w", io.ErrUnexpectedEOF), true},
+		{"transaction on a dead connection", fmt.Errorf("x: %w", pgx.ErrTxClosed), true},
+		{"reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
 		{"refused", errors.New("unrelated"), false},
 	}
 	for _, tt := range tests {
