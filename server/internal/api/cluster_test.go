@@ -139,7 +139,7 @@ func TestClusterStatus(t *testing.T) {
 	require.Len(t, nodes, 3)
 	require.Equal(t, "node1", nodes[0]["id"], "the answering node first")
 	for _, n := range nodes {
-		for _, k := range []string{"id", "version", "schema_version", "config_hash", "ipaddress", "hostname"} {
+		for _, k := range []string{"id", "version", "schema_version", "config_hash", "ipaddress", "hostname", "database_replicas"} {
 			require.Contains(t, n, k)
 		}
 	}

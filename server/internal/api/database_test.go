@@ -152,6 +152,21 @@ func TestReadYourWritesAcrossNodes(t *testing.T) {
 	require.True(t, ping.Replicas[0].InRotation)
 	require.GreaterOrEqual(t, ping.Replicas[0].LagMs, int64(0))
 
+	// Cluster status shows each node's view of the replicas, once the
+	// node has reported it.
+	n1.App.ShareNodeStatus()
+	require.Eventually(t, func() bool {
+		var nodes []struct {
+			ID       string `json:"id"`
+			Replicas []struct {
+				Name string `json:"name"`
+			} `json:"database_replicas"`
+		}
+		alice.mustDo("GET", "/cluster/status", nil, http.StatusOK, &nodes)
+		return len(nodes) == 2 && nodes[0].ID == "node0" && len(nodes[0].Replicas) == 1 &&
+			nodes[1].ID == "node1" && len(nodes[1].Replicas) == 1 && nodes[1].Replicas[0].Name == ping.Replicas[0].Name
+	}, 30*time.Second, 10*time.Millisecond)
+
 	require.NoError(t, replica.PauseReplay(ctx))
 	require.Eventually(t, func() bool {
 		r, err := replica.ReplayStatus(ctx)

@@ -145,8 +145,9 @@ type App struct {
 	statuses *statusTracker
 
 	// Cluster (issue 4).
-	cluster  cluster.Cluster
-	presence *presence
+	cluster    cluster.Cluster
+	presence   *presence
+	nodeStatus nodeStatuses
 }
 
 // MaxPostSizeDefault is Mattermost's post size limit in characters.
@@ -166,6 +167,7 @@ func New(o Options) *App {
 	}
 	a.cluster = o.Cluster
 	a.presence = newPresence()
+	a.nodeStatus.nodes = map[string][]DatabaseReplica{}
 	if a.cluster == nil {
 		// On its own, the server is a cluster of one.
 		solo := cluster.NewBus().Join(cluster.Node{ID: o.NodeID})

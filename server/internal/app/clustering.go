@@ -20,6 +20,7 @@ const (
 	clusterPublish    = "publish"
 	clusterInvalidate = "invalidate"
 	clusterConns      = "conns"
+	clusterNodeStatus = "node_status"
 )
 
 // invalidateTimeout bounds how long a write waits for the other nodes to
@@ -344,19 +345,75 @@ func (a *App) usersGone(ids []string) {
 // node's socket counts.
 func (a *App) nodeJoined(string) {
 	a.sendConns(connsMessage{Full: true, Counts: a.presence.snapshot()})
+	a.ShareNodeStatus()
 }
 
 func (a *App) nodeLeft(id string) {
 	a.usersGone(a.presence.dropNode(id))
+	a.nodeStatus.mu.Lock()
+	delete(a.nodeStatus.nodes, id)
+	a.nodeStatus.mu.Unlock()
+}
+
+// NodeStatus is a node as GET /cluster/status shows it: Mattermost's
+// ClusterInfo, plus how the node sees the database replicas.
+type NodeStatus struct {
+	cluster.Node
+	DatabaseReplicas []DatabaseReplica `json:"database_replicas"`
+}
+
+// nodeStatuses keeps what the other nodes last said about themselves.
+type nodeStatuses struct {
+	mu    sync.Mutex // guards nodes
+	nodes map[string][]DatabaseReplica
+}
+
+// ShareNodeStatus tells the other nodes how this one sees the replicas;
+// the daemon calls it every few seconds.
+func (a *App) ShareNodeStatus() {
+	if a.cluster.Alone() {
+		return
+	}
+	b, err := json.Marshal(a.DatabaseReplicas())
+	if err != nil {
+		return
+	}
+	a.cluster.Send(cluster.Message{Event: clusterNodeStatus, Data: b})
+}
+
+func (a *App) receiveNodeStatus(from string, m cluster.Message) {
+	var reps []DatabaseReplica
+	if err := json.Unmarshal(m.Data, &reps); err != nil {
+		a.log.Warn("bad node status from node", "node", from, "err", err)
+		return
+	}
+	a.nodeStatus.mu.Lock()
+	a.nodeStatus.nodes[from] = reps
+	a.nodeStatus.mu.Unlock()
 }
 
 // ClusterStatus lists the live nodes (GET /cluster/status), system admins
-// only.
-func (a *App) ClusterStatus(_ context.Context, s *model.Session) ([]cluster.Node, *model.AppError) {
+// only, each with its view of the database replicas (as of its last
+// report, every few seconds; empty until the first).
+func (a *App) ClusterStatus(_ context.Context, s *model.Session) ([]NodeStatus, *model.AppError) {
 	if !s.IsSystemAdmin() {
 		return nil, model.ErrPermission("app.cluster_status", s.UserID, "sysconsole_read_environment_high_availability")
 	}
-	return a.cluster.Nodes(), nil
+	nodes := a.cluster.Nodes()
+	out := make([]NodeStatus, 0, len(nodes))
+	a.nodeStatus.mu.Lock()
+	defer a.nodeStatus.mu.Unlock()
+	for i, n := range nodes {
+		reps := a.nodeStatus.nodes[n.ID]
+		if i == 0 {
+			reps = a.DatabaseReplicas()
+		}
+		if reps == nil {
+			reps = []DatabaseReplica{}
+		}
+		out = append(out, NodeStatus{Node: n, DatabaseReplicas: reps})
+	}
+	return out, nil
 }
 
 // registerCluster sets up the cluster handlers; the cluster must not be
@@ -365,6 +422,7 @@ func (a *App) registerCluster() {
 	a.cluster.Handle(clusterPublish, a.receiveEvent)
 	a.cluster.Handle(clusterInvalidate, a.receiveInvalidation)
 	a.cluster.Handle(clusterConns, a.receiveConns)
+	a.cluster.Handle(clusterNodeStatus, a.receiveNodeStatus)
 	a.cluster.OnNodeJoined(a.nodeJoined)
 	a.cluster.OnNodeLeft(a.nodeLeft)
 }

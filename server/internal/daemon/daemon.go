@@ -174,6 +174,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.stopJobs = cancel
 	d.jobs.Add(1)
 	go d.cleanup(jctx)
+	d.jobs.Add(1)
+	go d.shareNodeStatus(jctx)
 
 	d.log.Info("garrison started", "listen", ln.Addr().String(), "version", buildinfo.Read().String(), "node", d.nodeID)
 	return nil
@@ -263,6 +265,24 @@ func (d *Daemon) cleanup(ctx context.Context) {
 			if _, err := d.store.RunExclusive(ctx, "cleanup", d.runCleanup); err != nil && ctx.Err() == nil {
 				d.log.Warn("cleanup", "err", err)
 			}
+		}
+	}
+}
+
+// nodeStatusInterval is how often a node tells the others how it sees
+// the database replicas (shown in cluster status).
+const nodeStatusInterval = 5 * time.Second
+
+func (d *Daemon) shareNodeStatus(ctx context.Context) {
+	defer d.jobs.Done()
+	t := time.NewTicker(nodeStatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.app.ShareNodeStatus()
 		}
 	}
 }
