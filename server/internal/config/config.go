@@ -39,6 +39,16 @@ type Config struct {
 	EmailSettings EmailSettings `json:"EmailSettings"`
 	// ClusterSettings joins several servers into one (issue 4).
 	ClusterSettings ClusterSettings `json:"ClusterSettings"`
+	// MetricsSettings serves Prometheus metrics.
+	MetricsSettings MetricsSettings `json:"MetricsSettings"`
+}
+
+// MetricsSettings is Mattermost's MetricsSettings section.
+type MetricsSettings struct {
+	// Enable serves GET /metrics on ListenAddress.
+	Enable bool `json:"Enable"`
+	// ListenAddress is the metrics listener's host:port; never the API's.
+	ListenAddress string `json:"ListenAddress" node:"local"`
 }
 
 // GossipKey decodes GossipEncryptionKey (standard base64, 16, 24 or 32
@@ -414,6 +424,9 @@ func Default() *Config {
 		ClusterSettings: ClusterSettings{
 			GossipPort:     8074,
 			ReadOnlyConfig: true,
+		},
+		MetricsSettings: MetricsSettings{
+			ListenAddress: ":8067",
 		},
 	}
 }

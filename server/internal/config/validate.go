@@ -177,6 +177,14 @@ func (c *Config) Validate() error {
 	level("LogSettings.ConsoleLevel", c.LogSettings.ConsoleLevel)
 	level("LogSettings.FileLevel", c.LogSettings.FileLevel)
 
+	if m := &c.MetricsSettings; m.Enable {
+		if _, _, err := net.SplitHostPort(m.ListenAddress); err != nil {
+			errs.add("MetricsSettings.ListenAddress", "must be host:port or :port, got %q", m.ListenAddress)
+		} else if m.ListenAddress == s.ListenAddress {
+			errs.add("MetricsSettings.ListenAddress", "must differ from ServiceSettings.ListenAddress: metrics are never served on the API port")
+		}
+	}
+
 	if k := &c.ClusterSettings; k.Enable {
 		if strings.TrimSpace(k.ClusterName) == "" {
 			errs.add("ClusterSettings.ClusterName", "is required when Enable is set")

@@ -57,6 +57,13 @@ func TestValidate(t *testing.T) {
 			k.Enable, k.ClusterName, k.BindAddress, k.AdvertiseAddress = true, "site", "0.0.0.0", "10.0.0.11"
 			k.EnableGossipEncryption, k.GossipEncryptionKey = true, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 		}, nil},
+		{"metrics", func(c *config.Config) { c.MetricsSettings.Enable = true }, nil},
+		{"metrics on the API port", func(c *config.Config) {
+			c.MetricsSettings.Enable, c.MetricsSettings.ListenAddress = true, ":8065"
+		}, []string{"MetricsSettings.ListenAddress"}},
+		{"metrics without port", func(c *config.Config) {
+			c.MetricsSettings.Enable, c.MetricsSettings.ListenAddress = true, "localhost"
+		}, []string{"MetricsSettings.ListenAddress"}},
 		{"cluster settings ignored when off", func(c *config.Config) { c.ClusterSettings.GossipPort = 0 }, nil},
 		{"bad cluster", func(c *config.Config) {
 			k := &c.ClusterSettings

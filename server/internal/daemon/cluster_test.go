@@ -66,6 +66,8 @@ func TestNodesFindEachOtherThroughTheDatabase(t *testing.T) {
 		k.Enable, k.ClusterName, k.BindAddress, k.GossipPort = true, "test-site", "127.0.0.1", freePort(t)
 		k.EnableGossipEncryption, k.GossipEncryptionKey = true, base64.StdEncoding.EncodeToString(key)
 		k.OverrideHostname = "app" + strconv.Itoa(i+1)
+		cfg.MetricsSettings.Enable = true
+		cfg.MetricsSettings.ListenAddress = "127.0.0.1:" + strconv.Itoa(freePort(t))
 		require.NoError(t, cfg.Validate())
 		hashes[k.OverrideHostname] = cfg.Hash()
 		d := daemon.New(cfg, slog.New(slog.DiscardHandler))
@@ -120,6 +122,20 @@ func TestNodesFindEachOtherThroughTheDatabase(t *testing.T) {
 		require.Contains(t, n["ipaddress"], "127.0.0.1:")
 	}
 	require.Equal(t, map[string]bool{"app1": true, "app2": true, "app3": true}, hosts)
+
+	// Metrics, on their own listener, say the same.
+	scrape := func(d *daemon.Daemon) string {
+		resp, err := http.Get("http://" + d.MetricsAddr().String() + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	m := scrape(nodes[1])
+	require.Contains(t, m, "garrison_cluster_nodes 3")
+	require.Contains(t, m, "garrison_cluster_in_sync 1")
+	require.Contains(t, m, "garrison_websocket_connections 0")
 
 	// A node that stops leaves the others' status at once (it says so).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

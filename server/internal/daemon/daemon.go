@@ -22,6 +22,7 @@ import (
 	"github.com/garrison-chat/garrison/server/internal/blob"
 	"github.com/garrison-chat/garrison/server/internal/cluster"
 	"github.com/garrison-chat/garrison/server/internal/config"
+	"github.com/garrison-chat/garrison/server/internal/metrics"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
 	"github.com/garrison-chat/garrison/server/internal/ws"
@@ -45,6 +46,7 @@ type Daemon struct {
 
 	statusJobs *app.StatusJobs // Statuses (issue 3): away and DND sweeps
 	cluster    cluster.Cluster // Cluster (issue 4)
+	metrics    *metrics.Server
 
 	stopJobs context.CancelFunc
 	jobs     sync.WaitGroup
@@ -170,6 +172,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.served = make(chan error, 1)
 	go func() { d.served <- d.srv.Serve(ln) }()
 
+	if m := cfg.MetricsSettings; m.Enable {
+		if d.metrics, err = metrics.Start(m.ListenAddress, d.metricSources(), d.log); err != nil {
+			_ = d.Stop(ctx)
+			return err
+		}
+		d.log.Info("metrics listening", "listen", d.metrics.Addr().String())
+	}
+
 	jctx, cancel := context.WithCancel(context.Background())
 	d.stopJobs = cancel
 	d.jobs.Add(1)
@@ -221,6 +231,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if d.metrics != nil {
+		errs = append(errs, d.metrics.Stop(ctx))
+	}
 	if d.statusJobs != nil { // Statuses (issue 3)
 		errs = append(errs, d.statusJobs.Stop(ctx))
 	}
@@ -266,6 +279,30 @@ func (d *Daemon) cleanup(ctx context.Context) {
 				d.log.Warn("cleanup", "err", err)
 			}
 		}
+	}
+}
+
+// MetricsAddr is the bound metrics address, nil when metrics are off.
+func (d *Daemon) MetricsAddr() net.Addr {
+	if d.metrics == nil {
+		return nil
+	}
+	return d.metrics.Addr()
+}
+
+// metricSources are what /metrics reads at each scrape.
+func (d *Daemon) metricSources() metrics.Sources {
+	return metrics.Sources{
+		ClusterNodes:         func() int { return len(d.cluster.Nodes()) },
+		ClusterInSync:        func() bool { _, ok := d.cluster.Sync(); return ok },
+		WebSocketConnections: d.hub.ConnectionCount,
+		Replicas: func() []metrics.Replica {
+			var out []metrics.Replica
+			for _, r := range d.store.ReplicaStatus() {
+				out = append(out, metrics.Replica{Name: r.Name, Lag: r.Lag, InRotation: r.InRotation})
+			}
+			return out
+		},
 	}
 }
 

@@ -1,0 +1,60 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/garrison-chat/garrison/server/internal/metrics"
+)
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	inSync := true
+	m, err := metrics.Start("127.0.0.1:0", metrics.Sources{
+		ClusterNodes:  func() int { return 3 },
+		ClusterInSync: func() bool { return inSync },
+		Replicas: func() []metrics.Replica {
+			return []metrics.Replica{{Name: "db2:5432", Lag: 250 * time.Millisecond, InRotation: true},
+				{Name: "db3:5432", Lag: -1}}
+		},
+		WebSocketConnections: func() int { return 42 },
+	}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+
+	scrape := func() string {
+		resp, err := http.Get("http://" + m.Addr().String() + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	out := scrape()
+	for _, line := range []string{
+		"garrison_cluster_nodes 3",
+		"garrison_cluster_in_sync 1",
+		`garrison_db_replica_lag_seconds{replica="db2:5432"} 0.25`,
+		`garrison_db_replica_in_rotation{replica="db2:5432"} 1`,
+		`garrison_db_replica_lag_seconds{replica="db3:5432"} -1`,
+		`garrison_db_replica_in_rotation{replica="db3:5432"} 0`,
+		"garrison_websocket_connections 42",
+		"go_goroutines ",
+	} {
+		require.Contains(t, out, line)
+	}
+	inSync = false
+	require.Contains(t, scrape(), "garrison_cluster_in_sync 0", "read at every scrape")
+
+	resp, err := http.Get("http://" + m.Addr().String() + "/api/v4/system/ping")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "only /metrics is served")
+}
