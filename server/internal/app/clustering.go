@@ -112,24 +112,6 @@ func (a *App) dropSessions(ctx context.Context, ids ...string) {
 	a.invalidate(ctx, invalidation{Sessions: ids})
 }
 
-// clusterEvent is a WebSocket event as it crosses the cluster.
-type clusterEvent struct {
-	Name      string         `json:"name"`
-	Data      map[string]any `json:"data"`
-	Broadcast clusterCast    `json:"broadcast"`
-}
-
-type clusterCast struct {
-	UserID           string          `json:"user_id,omitempty"`
-	ChannelID        string          `json:"channel_id,omitempty"`
-	TeamID           string          `json:"team_id,omitempty"`
-	ConnectionID     string          `json:"connection_id,omitempty"`
-	OmitConnectionID string          `json:"omit_connection_id,omitempty"`
-	OmitUsers        map[string]bool `json:"omit_users,omitempty"`
-	OnlyAdmins       bool            `json:"only_admins,omitempty"`
-	OnlyNonAdmins    bool            `json:"only_non_admins,omitempty"`
-}
-
 // sendEvent passes an event published here to the other nodes, whose
 // hubs deliver it to their own sockets (Mattermost's "publish").
 //
@@ -142,11 +124,7 @@ func (a *App) sendEvent(ctx context.Context, ev *ws.Event) {
 	if a.cluster.Alone() {
 		return
 	}
-	b := ev.Broadcast
-	data, err := json.Marshal(clusterEvent{Name: ev.Name, Data: ev.Data, Broadcast: clusterCast{
-		UserID: b.UserID, ChannelID: b.ChannelID, TeamID: b.TeamID, ConnectionID: b.ConnectionID,
-		OmitConnectionID: b.OmitConnectionID, OmitUsers: b.OmitUsers, OnlyAdmins: b.OnlyAdmins, OnlyNonAdmins: b.OnlyNonAdmins,
-	}})
+	data, err := json.Marshal(ev)
 	if err != nil {
 		a.log.Warn("encode event for the cluster", "event", ev.Name, "err", err)
 		return
@@ -173,21 +151,16 @@ func reliableEvent(name string) bool {
 }
 
 func (a *App) receiveEvent(from string, m cluster.Message) {
-	var ce clusterEvent
+	ev := &ws.Event{}
 	dec := json.NewDecoder(bytes.NewReader(m.Data))
 	dec.UseNumber() // numbers go back out exactly as they came
-	if err := dec.Decode(&ce); err != nil {
+	if err := dec.Decode(ev); err != nil {
 		a.log.Warn("bad event from node", "node", from, "err", err)
 		return
 	}
 	if a.pub == nil {
 		return
 	}
-	b := ce.Broadcast
-	ev := &ws.Event{Name: ce.Name, Data: ce.Data, Broadcast: ws.Broadcast{
-		UserID: b.UserID, ChannelID: b.ChannelID, TeamID: b.TeamID, ConnectionID: b.ConnectionID,
-		OmitConnectionID: b.OmitConnectionID, OmitUsers: b.OmitUsers, OnlyAdmins: b.OnlyAdmins, OnlyNonAdmins: b.OnlyNonAdmins,
-	}}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	if err := a.pub.Publish(ctx, ev); err != nil {

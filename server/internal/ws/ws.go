@@ -74,23 +74,26 @@ type ActionHandler interface {
 // OmitUsers and OmitConnectionID exclude recipients; OnlyAdmins and
 // OnlyNonAdmins are Mattermost's contains_sensitive_data and
 // contains_sanitized_data and are not sent to clients.
+//
+// The JSON tags of Broadcast and Event are how an event crosses the
+// cluster between nodes; clients get Mattermost's wire shapes (wire.go).
 type Broadcast struct {
-	UserID           string
-	ChannelID        string
-	TeamID           string
-	ConnectionID     string
-	OmitConnectionID string
-	OmitUsers        map[string]bool
-	OnlyAdmins       bool
-	OnlyNonAdmins    bool
+	UserID           string          `json:"user_id,omitempty"`
+	ChannelID        string          `json:"channel_id,omitempty"`
+	TeamID           string          `json:"team_id,omitempty"`
+	ConnectionID     string          `json:"connection_id,omitempty"`
+	OmitConnectionID string          `json:"omit_connection_id,omitempty"`
+	OmitUsers        map[string]bool `json:"omit_users,omitempty"`
+	OnlyAdmins       bool            `json:"only_admins,omitempty"`
+	OnlyNonAdmins    bool            `json:"only_non_admins,omitempty"`
 }
 
 // Event is a server → client event such as "posted". Data is marshalled with
 // encoding/json when the event is published.
 type Event struct {
-	Name      string
-	Data      map[string]any
-	Broadcast Broadcast
+	Name      string         `json:"name"`
+	Data      map[string]any `json:"data"`
+	Broadcast Broadcast      `json:"broadcast"`
 }
 
 // Options configures a Hub. Zero values take the defaults noted per field.
