@@ -172,10 +172,16 @@ func (c Config) check() error {
 	if len(c.Listen) == 0 {
 		bad("Listen is empty: give at least one IP:port")
 	}
+	seen := map[netip.AddrPort]bool{}
 	for _, l := range c.Listen {
-		if _, err := netip.ParseAddrPort(l); err != nil {
-			bad("Listen %q is not an IP:port", l)
+		ap, ok := ipPort(l)
+		switch {
+		case !ok:
+			bad("Listen %q is not an IP:port (no zone, port 1-65535)", l)
+		case seen[ap]:
+			bad("Listen %q is given twice", l)
 		}
+		seen[ap] = true
 	}
 	if c.ServerName != "_" && !name(c.ServerName) {
 		bad("ServerName %q is not a host name", c.ServerName)
@@ -187,8 +193,8 @@ func (c Config) check() error {
 		bad("App.Servers is empty: give at least one app node")
 	}
 	for _, s := range c.App.Servers {
-		if _, err := netip.ParseAddrPort(s.Addr); err != nil {
-			bad("App.Servers: %q is not an IP:port", s.Addr)
+		if _, ok := ipPort(s.Addr); !ok {
+			bad("App.Servers: %q is not an IP:port (no zone, port 1-65535)", s.Addr)
 		}
 	}
 	for _, n := range []struct {
@@ -219,6 +225,16 @@ func (c Config) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ipPort parses s as an IP:port nginx accepts: a non-zero port and no
+// IPv6 zone, which listen and server reject at startup.
+func ipPort(s string) (netip.AddrPort, bool) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
+		return netip.AddrPort{}, false
+	}
+	return ap, true
 }
 
 // safeWord reports whether s can stand unquoted as one nginx argument.
