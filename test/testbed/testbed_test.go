@@ -347,10 +347,14 @@ func TestDialerAndSafetyRule(t *testing.T) {
 	_, err = net.DialTimeout("tcp", app.HostPort(8080), 5*time.Second)
 	require.Error(t, err)
 	require.ErrorIs(t, err, syscall.EINVAL, "a blackhole route refuses the connect: %v", err)
-	_, err = get(http.DefaultClient, url, 5*time.Second)
-	require.Error(t, err)
+	// No proxy: http.DefaultClient would hand the request to
+	// $HTTP_PROXY, which would dial the node address off this machine.
+	rootHTTP := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	defer rootHTTP.CloseIdleConnections()
+	_, err = get(rootHTTP, url, 5*time.Second)
+	require.ErrorIs(t, err, syscall.EINVAL, "an HTTP client in the root namespace: %v", err)
 	_, err = pgx.Connect(ctx, "postgres://postgres@"+app.HostPort(5432)+"/postgres?connect_timeout=5")
-	require.Error(t, err)
+	require.ErrorIs(t, err, syscall.EINVAL, "a Postgres client in the root namespace: %v", err)
 
 	// A name would be resolved from the root namespace: refused.
 	_, err = client.DialContext(ctx, "tcp", "localhost:8080")
