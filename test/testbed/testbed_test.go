@@ -741,12 +741,33 @@ func TestSweepsDeadRuns(t *testing.T) {
 	require.Contains(t, string(out), liveNode.Addr().String())
 }
 
-// TestCheck just makes sure Check agrees with the environment.
+// TestCheck makes sure Check agrees with the environment: it names root
+// exactly when we are not root, and ip exactly when it is missing. A Check
+// wrong on a capable machine would skip every testbed test.
 func TestCheck(t *testing.T) {
 	t.Parallel()
 	err := testbed.Check()
 	if os.Geteuid() != 0 {
 		require.ErrorIs(t, err, testbed.ErrUnsupported)
 		require.ErrorContains(t, err, "root")
+		return
+	}
+	_, ipErr := exec.LookPath("ip")
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, serr := os.Stat(filepath.Join(dir, "ip")); serr == nil {
+			ipErr = nil
+		}
+	}
+	if err == nil {
+		require.NoError(t, ipErr, "Check passes, so ip is there")
+		return
+	}
+	require.ErrorIs(t, err, testbed.ErrUnsupported)
+	require.NotContains(t, err.Error(), "root (", "we are root")
+	if ipErr == nil {
+		require.NotContains(t, err.Error(), "ip (apt-get install iproute2)", "ip is there")
+	}
+	if os.Getenv("CI") == "true" {
+		require.NoError(t, err, "CI machines run the testbed")
 	}
 }
