@@ -105,7 +105,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 		s.garrison = append(s.garrison, s.startGarrison(bin, n, base64.StdEncoding.EncodeToString(key), o.advertise))
 	}
 	for i, n := range s.apps {
-		require.NoError(t, waitServing(ctx, s.client, s.garrison[i], n.HostPort(apiPort)))
+		require.NoError(t, s.garrison[i].WaitListening(ctx, s.client, n.HostPort(apiPort)))
 	}
 	var upstream []nginx.Server
 	for _, n := range s.apps {
@@ -163,24 +163,6 @@ func (s *site) startGarrison(bin string, n *testbed.Node, key string, advertise 
 	p, err := n.Start("garrison", bin, []string{"--config", path}, nil)
 	require.NoError(s.t, err)
 	return p
-}
-
-// waitServing waits until p accepts connections at hostport, as seen from
-// node from, and fails at once if p exits first.
-func waitServing(ctx context.Context, from *testbed.Node, p *testbed.Process, hostport string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-p.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := from.WaitListening(ctx, hostport); err != nil {
-		return fmt.Errorf("%s on %s is not serving at %s: %w\n%s", p.Name(), p.Node(), hostport, err, p.Log(30))
-	}
-	return nil
 }
 
 // api returns an anonymous client of base, dialing from the client node.

@@ -47,12 +47,12 @@
 //
 //		var upstream []nginx.Server
 //		for _, n := range app {
-//			_, err := n.Start("garrison", garrisonBin, []string{"server"}, []string{
+//			p, err := n.Start("garrison", garrisonBin, []string{"server"}, []string{
 //				"MM_SERVICESETTINGS_LISTENADDRESS=" + n.HostPort(8065),
 //				"MM_SQLSETTINGS_DATASOURCE=" + primary.DSN("garrison"),
 //			})
 //			require.NoError(t, err)
-//			require.NoError(t, n.WaitListening(ctx, n.HostPort(8065)))
+//			require.NoError(t, p.WaitListening(ctx, client, n.HostPort(8065)))
 //			upstream = append(upstream, nginx.Server{Addr: n.HostPort(8065)})
 //		}
 //		_, err = lb.StartNginx(ctx, nginx.Config{

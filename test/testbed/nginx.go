@@ -48,18 +48,9 @@ func (n *Node) StartNginx(ctx context.Context, c nginx.Config) (*Process, error)
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-p.Done(): // it failed: stop waiting for it
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	if err := n.WaitListening(wctx, c.Listen[0]); err != nil {
+	if err := p.WaitListening(ctx, n, c.Listen[0]); err != nil {
 		_ = p.Kill(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("testbed: %s: nginx did not start: %w\n%s", n.name, err, p.Log(20))
+		return nil, fmt.Errorf("testbed: %s: nginx did not start: %w", n.name, err)
 	}
 	return p, nil
 }

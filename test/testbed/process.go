@@ -146,6 +146,26 @@ func (p *Process) Wait(ctx context.Context) error {
 	}
 }
 
+// WaitListening waits until something accepts TCP connections at
+// hostport, as seen from node from (typically the process's own server,
+// just started), and fails at once if the process exits first. The error
+// carries the tail of its log.
+func (p *Process) WaitListening(ctx context.Context, from *Node, hostport string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done: // it failed: stop waiting for it
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := from.WaitListening(ctx, hostport); err != nil {
+		return fmt.Errorf("testbed: %s/%s is not serving at %s: %w\n%s", p.node.name, p.name, hostport, err, p.Log(30))
+	}
+	return nil
+}
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error {
 	if p.Exited() {

@@ -453,6 +453,13 @@ func TestProcesses(t *testing.T) {
 	require.ErrorAs(t, p3.Wait(ctx), &exitErr)
 	require.Equal(t, 1, exitErr.ExitCode())
 
+	// Waiting for a process to serve ends as soon as it exits.
+	p6, err := app.Start("gone", "/bin/true", nil, nil)
+	require.NoError(t, err)
+	err = p6.WaitListening(ctx, client, app.HostPort(8090))
+	require.ErrorIs(t, err, context.Canceled, "not the test's deadline")
+	require.ErrorContains(t, err, "app1/gone is not serving")
+
 	// The environment reaches the process, which runs in the node's
 	// directory.
 	p4, err := app.Start("env", "/bin/sh", []string{"-c", "echo $GREETING; pwd"}, []string{"GREETING=hi there"})
