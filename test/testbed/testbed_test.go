@@ -499,13 +499,14 @@ func TestPartitionAndHeal(t *testing.T) {
 			got[l] = c
 			go func() {
 				deadline := time.Now().Add(10 * time.Second)
-				for {
-					r := reachable(l.from, l.to.HostPort(8080))
-					if r || !ok || time.Now().After(deadline) {
-						c <- r
-						return
-					}
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				r := reachable(l.from, l.to.HostPort(8080))
+				for ok && !r && time.Now().Before(deadline) {
+					<-tick.C // a refused dial returns at once: do not spin
+					r = reachable(l.from, l.to.HostPort(8080))
 				}
+				c <- r
 			}()
 		}
 		for l, ok := range want {
