@@ -70,29 +70,35 @@ func helperHTTP() {
 // helperOrphan builds a testbed with a node running a process, prints
 // the prefix and exits without cleaning up: a test run killed mid-way.
 func helperOrphan() {
-	ctx := context.Background()
-	tb, err := testbed.Create(ctx, testbed.Options{StateDir: os.Getenv("STATE_DIR")})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	n, err := tb.AddNode(ctx, "app1")
-	if err == nil {
-		var self string
-		if self, err = os.Executable(); err == nil {
-			var p *testbed.Process
-			p, err = n.Start("http", self, nil, []string{helperEnv + "=http", "ADDR=" + n.HostPort(8080)})
-			if err == nil {
-				err = n.WaitListening(ctx, n.HostPort(8080))
-				fmt.Println(tb.Prefix(), tb.Subnet(), tb.Dir(), p.PID())
-			}
-		}
-	}
-	if err != nil {
+	if err := orphan(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+func orphan(ctx context.Context) error {
+	tb, err := testbed.Create(ctx, testbed.Options{StateDir: os.Getenv("STATE_DIR")})
+	if err != nil {
+		return err
+	}
+	n, err := tb.AddNode(ctx, "app1")
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	p, err := n.Start("http", self, nil, []string{helperEnv + "=http", "ADDR=" + n.HostPort(8080)})
+	if err != nil {
+		return err
+	}
+	if err := n.WaitListening(ctx, n.HostPort(8080)); err != nil {
+		return err
+	}
+	fmt.Println(tb.Prefix(), tb.Subnet(), tb.Dir(), p.PID())
+	return nil
 }
 
 // startHelper runs the test binary as an HTTP server on node:8080.
