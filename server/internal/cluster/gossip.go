@@ -93,6 +93,12 @@ type Gossip struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
+	// Join and leave callbacks run on their own goroutine, in order:
+	// memberlist's event hooks must not block.
+	noteMu     sync.Mutex // guards notes
+	notes      []func()
+	noteSignal chan struct{} // buffered(1)
+
 	mu          sync.Mutex // guards the fields below
 	self        Node
 	members     map[string]Node       // memberlist's live nodes but self
@@ -113,11 +119,10 @@ type recvState struct {
 	// first seq seen (the oldest it still holds for this node) is where
 	// this node starts; nothing before it was meant for this node.
 	fresh bool
-	// lastOK is when (on g's monotonic clock) this node sent the latest
-	// ping the sender has answered, after everything it sent before
-	// answering was handled; answered says whether there was one.
-	lastOK   time.Duration
-	answered bool
+	// lastOK is when (on g's monotonic clock, which is past zero by the
+	// first ping) this node sent the latest ping the sender has answered,
+	// after everything it sent before answering was handled; 0: none yet.
+	lastOK time.Duration
 }
 
 var _ Cluster = (*Gossip)(nil)
@@ -150,7 +155,7 @@ func NewGossip(o GossipOptions) (*Gossip, error) {
 	g := &Gossip{
 		o: o, log: o.Logger.With("component", "cluster"), handlers: map[string]Handler{}, self: o.Self,
 		members: map[string]Node{}, discovered: map[string]string{}, peers: map[string]*peer{},
-		recv: map[string]*recvState{}, stop: make(chan struct{}),
+		recv: map[string]*recvState{}, stop: make(chan struct{}), noteSignal: make(chan struct{}, 1),
 	}
 	if _, err := rand.Read(g.epochID[:]); err != nil {
 		return nil, err
@@ -210,6 +215,8 @@ func (g *Gossip) Start(ctx context.Context) error {
 		cfg.PushPullInterval = 10 * g.o.ProbeInterval
 		cfg.SuspicionMult = 2
 	}
+	g.wg.Add(1)
+	go g.notifier()
 	cfg.Logger = log.New(&slogWriter{log: g.log}, "", 0)
 	cfg.Delegate = &delegate{g: g}
 	cfg.Events = &events{g: g}
@@ -264,6 +271,15 @@ func (g *Gossip) Start(ctx context.Context) error {
 // Stop implements Cluster: it leaves gracefully, so others see the node
 // go at once rather than after the failure detector's delay.
 func (g *Gossip) Stop(ctx context.Context) error {
+	return g.halt(ctx, true)
+}
+
+// crash stops the node without leaving, as a killed process would (for
+// tests of failure handling).
+func (g *Gossip) crash() { _ = g.halt(context.Background(), false) }
+
+// halt stops the node, leaving the cluster first if leave is set.
+func (g *Gossip) halt(ctx context.Context, leave bool) error {
 	g.mu.Lock()
 	if g.stopping || g.ml == nil {
 		g.mu.Unlock()
@@ -272,12 +288,14 @@ func (g *Gossip) Stop(ctx context.Context) error {
 	g.stopping = true
 	peers := slices.Collect(maps.Values(g.peers))
 	g.mu.Unlock()
-	timeout := 2 * time.Second
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d)
-	}
-	if err := g.ml.Leave(timeout); err != nil {
-		g.log.Warn("leave cluster", "err", err)
+	if leave {
+		timeout := 2 * time.Second
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+			timeout = time.Until(d)
+		}
+		if err := g.ml.Leave(timeout); err != nil {
+			g.log.Warn("leave cluster", "err", err)
+		}
 	}
 	close(g.stop)
 	for _, p := range peers {
@@ -285,29 +303,44 @@ func (g *Gossip) Stop(ctx context.Context) error {
 	}
 	err := g.ml.Shutdown()
 	g.tr.closeStreams()
-	if g.o.Discovery != nil {
+	// After the loop has ended, so no heartbeat writes the row back.
+	g.wg.Wait()
+	if leave && g.o.Discovery != nil {
 		if derr := g.o.Discovery.Remove(ctx, g.o.Self.ID); derr != nil {
 			g.log.Warn("remove from discovery", "err", derr)
 		}
 	}
-	g.wg.Wait()
 	return err
 }
 
-// crash stops the node without leaving, as a killed process would (for
-// tests of failure handling).
-func (g *Gossip) crash() {
-	g.mu.Lock()
-	g.stopping = true
-	peers := slices.Collect(maps.Values(g.peers))
-	g.mu.Unlock()
-	close(g.stop)
-	for _, p := range peers {
-		p.close()
+// notify queues f for the notifier goroutine.
+func (g *Gossip) notify(f func()) {
+	g.noteMu.Lock()
+	g.notes = append(g.notes, f)
+	g.noteMu.Unlock()
+	select {
+	case g.noteSignal <- struct{}{}:
+	default:
 	}
-	_ = g.ml.Shutdown()
-	g.tr.closeStreams()
-	g.wg.Wait()
+}
+
+// notifier runs the queued callbacks in order until the node stops.
+func (g *Gossip) notifier() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.noteSignal:
+		}
+		g.noteMu.Lock()
+		notes := g.notes
+		g.notes = nil
+		g.noteMu.Unlock()
+		for _, f := range notes {
+			f()
+		}
+	}
 }
 
 // loop pings peers, refreshes discovery and keeps peers in step with
@@ -421,7 +454,7 @@ func (g *Gossip) checkSyncLocked() bool {
 	now := time.Duration(g.sinceStart())
 	for id := range g.peers {
 		r := g.recv[id]
-		if r == nil || !r.answered || now-r.lastOK >= g.o.Lease {
+		if r == nil || r.lastOK == 0 || now-r.lastOK >= g.o.Lease {
 			ok = false
 			break
 		}
@@ -466,60 +499,56 @@ func (g *Gossip) Send(m Message) {
 
 // SendAcked implements Cluster.
 func (g *Gossip) SendAcked(ctx context.Context, m Message) []string {
+	return g.sendWaiting(ctx, m, func(p *peer, pongAt time.Time) time.Time {
+		if pongAt.IsZero() {
+			return time.Now() // never answered: the peer has no lease from this node
+		}
+		// Until the peer's lease from this node has run out. Clocks of two
+		// hosts run at nearly the same rate; leave a margin for the
+		// difference and for scheduling.
+		return pongAt.Add(g.o.Lease + g.o.Lease/10 + 50*time.Millisecond)
+	})
+}
+
+// SendReliable implements Cluster.
+func (g *Gossip) SendReliable(ctx context.Context, m Message) []string {
+	return g.sendWaiting(ctx, m, func(p *peer, _ time.Time) time.Time {
+		if p.inContact(g.o.Lease) {
+			return time.Time{} // as long as ctx allows
+		}
+		return time.Now()
+	})
+}
+
+// sendWaiting queues m for every peer and waits for each to acknowledge
+// it, or until the time until gives for that peer (zero: no bound but
+// ctx). until gets when this node last answered the peer's ping. It
+// returns the peers that did not acknowledge.
+func (g *Gossip) sendWaiting(ctx context.Context, m Message, until func(p *peer, pongAt time.Time) time.Time) []string {
 	type wait struct {
 		id    string
 		ch    <-chan struct{}
-		until time.Time // the peer's lease from this node has run out
+		until time.Time
 	}
 	var waits []wait
 	g.mu.Lock()
 	for id, p := range g.peers {
 		ch, pongAt := p.queueAcked(m)
-		until := time.Now()
-		if !pongAt.IsZero() {
-			// Clocks of two hosts run at nearly the same rate; leave a
-			// margin for the difference and for scheduling.
-			until = pongAt.Add(g.o.Lease + g.o.Lease/10 + 50*time.Millisecond)
-		}
-		waits = append(waits, wait{id, ch, until})
+		waits = append(waits, wait{id, ch, until(p, pongAt)})
 	}
 	g.mu.Unlock()
 	var missing []string
 	for _, w := range waits {
-		t := time.NewTimer(time.Until(w.until))
+		var expired <-chan time.Time
+		if !w.until.IsZero() {
+			t := time.NewTimer(time.Until(w.until))
+			defer t.Stop()
+			expired = t.C
+		}
 		select {
 		case <-w.ch:
-		case <-t.C:
+		case <-expired:
 			missing = append(missing, w.id)
-		case <-ctx.Done():
-			missing = append(missing, w.id)
-		}
-		t.Stop()
-	}
-	return missing
-}
-
-// SendReliable implements Cluster.
-func (g *Gossip) SendReliable(ctx context.Context, m Message) []string {
-	type wait struct {
-		id string
-		ch <-chan struct{}
-	}
-	var waits []wait
-	var missing []string
-	g.mu.Lock()
-	for id, p := range g.peers {
-		ch, _ := p.queueAcked(m)
-		if p.inContact(g.o.Lease) {
-			waits = append(waits, wait{id, ch})
-		} else {
-			missing = append(missing, id)
-		}
-	}
-	g.mu.Unlock()
-	for _, w := range waits {
-		select {
-		case <-w.ch:
 		case <-ctx.Done():
 			missing = append(missing, w.id)
 		}
@@ -561,14 +590,11 @@ func (g *Gossip) acceptStream(conn net.Conn) {
 		return
 	}
 	sum := sha256.Sum256(transcript.Bytes())
-	out := sendC.appendFrame(reply.Bytes(), append([]byte{frameHello}, sum[:]...))
-	if _, err := conn.Write(out); err != nil {
+	if _, err := conn.Write(sendC.appendHello(reply.Bytes(), sum)); err != nil {
 		return
 	}
-	body, err := recvC.readFrame(br, nil)
-	if err != nil || len(body) != 33 || body[0] != frameHello || !bytes.Equal(body[1:], sum[:]) {
-		g.log.Warn("cluster stream refused: handshake does not verify (gossip keys differ?)",
-			"remote", conn.RemoteAddr(), "err", err)
+	if err := recvC.checkHello(br, sum); err != nil {
+		g.log.Warn("cluster stream refused", "remote", conn.RemoteAddr(), "err", err)
 		return
 	}
 	g.mu.Lock()
@@ -591,7 +617,7 @@ func (g *Gossip) acceptStream(conn net.Conn) {
 	unacked := 0
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(2 * lease))
-		body, err := recvC.readFrame(br, buf)
+		body, err := recvC.readFrame(br, buf, frameLimit)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				g.log.Debug("cluster stream ended", "from", theirs.id, "err", err)
@@ -659,9 +685,7 @@ func (g *Gossip) acceptStream(conn net.Conn) {
 					g.lostLocked(theirs.id)
 					r.delivered = v[1]
 				}
-				if t := time.Duration(v[0]); !r.answered || t > r.lastOK {
-					r.lastOK, r.answered = t, true
-				}
+				r.lastOK = max(r.lastOK, time.Duration(v[0]))
 				g.checkSyncLocked()
 			}
 			g.mu.Unlock()
@@ -730,9 +754,12 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 		g.log.Warn("a node runs another version or configuration", "peer", n.Name,
 			"version", node.Version, "config_hash", node.ConfigHash, "own_version", self.Version, "own_config_hash", self.ConfigHash)
 	}
-	for _, f := range g.onJoined {
-		f(n.Name)
-	}
+	name := n.Name
+	g.notify(func() {
+		for _, f := range g.onJoined {
+			f(name)
+		}
+	})
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) {
@@ -756,9 +783,12 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	g.syncPeersLocked()
 	g.mu.Unlock()
 	g.log.Info("node left", "peer", n.Name)
-	for _, f := range g.onLeft {
-		f(n.Name)
-	}
+	name := n.Name
+	g.notify(func() {
+		for _, f := range g.onLeft {
+			f(name)
+		}
+	})
 }
 
 // slogWriter bridges memberlist's log lines ("[WARN] memberlist: ...")
@@ -768,11 +798,16 @@ type slogWriter struct{ log *slog.Logger }
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level := slog.LevelInfo
-	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo,
-		"[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
-		if rest, ok := strings.CutPrefix(line, prefix); ok {
-			level, line = l, strings.TrimSpace(rest)
-			break
+	if tag, rest, ok := strings.Cut(line, " "); ok {
+		switch tag {
+		case "[DEBUG]":
+			level, line = slog.LevelDebug, rest
+		case "[INFO]":
+			line = rest
+		case "[WARN]":
+			level, line = slog.LevelWarn, rest
+		case "[ERR]":
+			level, line = slog.LevelError, rest
 		}
 	}
 	w.log.Log(context.Background(), level, line)

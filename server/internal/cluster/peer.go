@@ -30,7 +30,7 @@ type peer struct {
 	sent    uint64   // the last seq written on the current connection
 	acked   uint64
 	waiters []waiter
-	pongs   []uint64 // pings of the peer to answer
+	pong    uint64   // the peer's latest ping to answer, 0 if none
 	ping    uint64   // a ping to send (g's monotonic clock), 0 if none
 	pongAt  time.Time
 	ackAt   time.Time // when the peer last acknowledged anything
@@ -91,11 +91,13 @@ func (p *peer) queueMsgLocked(m Message) uint64 {
 	}
 	p.lastSeq++
 	p.queue = append(p.queue, queued{seq: p.lastSeq, m: m})
-	if over := len(p.queue) - p.g.o.QueueLimit; over > 0 {
-		// The peer is too far behind: drop the oldest. It notices the
-		// gap (pongs carry the last seq) and drops its caches.
-		p.g.log.Warn("cluster queue full; dropping messages for a node", "peer", p.id, "dropped", over)
-		p.queue = append(p.queue[:0:0], p.queue[over:]...)
+	if len(p.queue) > p.g.o.QueueLimit {
+		// The peer is too far behind: drop the oldest tenth at once, so a
+		// peer that stays behind costs one copy per many messages. It
+		// notices the gap (pongs carry the last seq) and drops its caches.
+		drop := len(p.queue) - p.g.o.QueueLimit + p.g.o.QueueLimit/10
+		p.g.log.Warn("cluster queue full; dropping messages for a node", "peer", p.id, "dropped", drop)
+		p.queue = append(p.queue[:0:0], p.queue[drop:]...)
 	}
 	p.wake()
 	return p.lastSeq
@@ -122,10 +124,8 @@ func (p *peer) queuePong(echo uint64) {
 	if p.closed {
 		return
 	}
-	p.pongs = append(p.pongs, echo)
-	if len(p.pongs) > 16 {
-		p.pongs = p.pongs[len(p.pongs)-16:]
-	}
+	// Only the latest ping matters: answering it renews the most.
+	p.pong = echo
 	p.pongAt = time.Now()
 	p.wake()
 }
@@ -247,11 +247,10 @@ func (p *peer) session() error {
 	if err != nil {
 		return err
 	}
-	body, err := recvC.readFrame(br, nil)
-	if err != nil || len(body) != 33 || body[0] != frameHello || !bytes.Equal(body[1:], sum[:]) {
-		return errors.New("handshake does not verify (gossip keys differ?)")
+	if err := recvC.checkHello(br, sum); err != nil {
+		return err
 	}
-	if _, err := conn.Write(sendC.appendFrame(nil, append([]byte{frameHello}, sum[:]...))); err != nil {
+	if _, err := conn.Write(sendC.appendHello(nil, sum)); err != nil {
 		return err
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -280,7 +279,7 @@ func (p *peer) readAcks(conn net.Conn, br *bufio.Reader, c *codec) error {
 	var buf []byte
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(2 * p.g.o.Lease))
-		body, err := c.readFrame(br, buf)
+		body, err := c.readFrame(br, buf, frameLimit)
 		if err != nil {
 			return err
 		}
@@ -316,11 +315,10 @@ func (p *peer) writeLoop(conn net.Conn, c *codec, readDone <-chan struct{}) erro
 				p.sent = q.seq
 			}
 		}
-		last := p.lastSeq
-		for _, echo := range p.pongs {
-			out = c.appendFrame(out, u64Body(framePong, echo, last))
+		if p.pong != 0 {
+			out = c.appendFrame(out, u64Body(framePong, p.pong, p.lastSeq))
+			p.pong = 0
 		}
-		p.pongs = p.pongs[:0]
 		if p.ping != 0 {
 			out = c.appendFrame(out, u64Body(framePing, p.ping))
 			p.ping = 0

@@ -154,14 +154,14 @@ func (c *codec) appendFrame(dst, body []byte) []byte {
 	return dst
 }
 
-// readFrame reads one frame and returns its body.
-func (c *codec) readFrame(r io.Reader, buf []byte) ([]byte, error) {
+// readFrame reads one frame of at most limit bytes and returns its body.
+func (c *codec) readFrame(r io.Reader, buf []byte, limit int) ([]byte, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return nil, err
 	}
 	size := binary.BigEndian.Uint32(n[:])
-	if size == 0 || size > maxFrame+64 {
+	if size == 0 || size > uint32(limit) {
 		return nil, fmt.Errorf("bad frame size %d", size)
 	}
 	if cap(buf) < int(size) {
@@ -179,6 +179,29 @@ func (c *codec) readFrame(r io.Reader, buf []byte) ([]byte, error) {
 		return nil, errors.New("frame does not authenticate (wrong gossip key?)")
 	}
 	return body, nil
+}
+
+// frameLimit bounds a frame on the wire: a body and the AEAD tag.
+const frameLimit = maxFrame + 64
+
+// helloLimit bounds the first frame, read before the peer is known to hold
+// the key: a stranger cannot make this node allocate a large buffer.
+const helloLimit = 1 + sha256.Size + 64
+
+// appendHello appends this side's hello frame: the handshake's hash.
+func (c *codec) appendHello(dst []byte, sum [sha256.Size]byte) []byte {
+	return c.appendFrame(dst, append([]byte{frameHello}, sum[:]...))
+}
+
+// checkHello reads the other side's hello frame and checks that it holds
+// the same handshake hash, which proves the peer has the key (when there
+// is one) and saw the same handshake.
+func (c *codec) checkHello(r io.Reader, sum [sha256.Size]byte) error {
+	body, err := c.readFrame(r, nil, helloLimit)
+	if err != nil || len(body) != 1+sha256.Size || body[0] != frameHello || !bytes.Equal(body[1:], sum[:]) {
+		return fmt.Errorf("handshake does not verify (gossip keys differ?): %v", err)
+	}
+	return nil
 }
 
 // Frame bodies.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"net"
@@ -152,4 +153,24 @@ func TestLeaseRunsOut(t *testing.T) {
 	require.Eventually(t, func() bool { _, ok := a.Sync(); return ok && len(a.Nodes()) == 1 }, 30*time.Second, 10*time.Millisecond)
 	after, _ := a.Sync()
 	require.Greater(t, after, before)
+}
+
+// TestHelloIsSmall: before the peer has proved it holds the key, a frame
+// header claiming a large body is refused without reading (or allocating)
+// the body.
+func TestHelloIsSmall(t *testing.T) {
+	t.Parallel()
+	c := &codec{}
+	var sum [32]byte
+	header := []byte{0x00, 0x80, 0x00, 0x00} // 8 MiB
+	err := c.checkHello(bytes.NewReader(header), sum)
+	require.ErrorContains(t, err, "bad frame size")
+
+	var good bytes.Buffer
+	good.Write(c.appendHello(nil, sum))
+	require.NoError(t, (&codec{}).checkHello(&good, sum))
+	other := sum
+	other[0] = 1
+	good.Write((&codec{}).appendHello(nil, other))
+	require.ErrorContains(t, (&codec{}).checkHello(&good, sum), "does not verify")
 }
