@@ -70,7 +70,9 @@ func helperHTTP() {
 // helperOrphan builds a testbed with a node running a process, prints
 // the prefix and exits without cleaning up: a test run killed mid-way.
 func helperOrphan() {
-	if err := orphan(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := orphan(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -94,7 +96,7 @@ func orphan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := n.WaitListening(ctx, n.HostPort(8080)); err != nil {
+	if err := p.WaitListening(ctx, n, n.HostPort(8080)); err != nil {
 		return err
 	}
 	fmt.Println(tb.Prefix(), tb.Subnet(), tb.Dir(), p.PID())
