@@ -291,16 +291,19 @@ func (w *writeProbe) run(ctx context.Context, stop <-chan struct{}) {
 }
 
 // okAfter counts the successful writes that started after t.
-func (w *writeProbe) okAfter(t time.Time) int {
+func (w *writeProbe) okAfter(t time.Time) int { return len(w.ackedAfter(t)) }
+
+// ackedAfter returns the ids of the successful writes that started after t.
+func (w *writeProbe) ackedAfter(t time.Time) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := 0
+	var ids []string
 	for _, a := range w.attempts {
 		if a.err == nil && a.start.After(t) {
-			n++
+			ids = append(ids, a.id)
 		}
 	}
-	return n
+	return ids
 }
 
 // slowWrite is how long a write may take and still count as working: a
@@ -454,5 +457,13 @@ func dbFailover(t *testing.T, name string, fault func(context.Context, *site) er
 	// The outage is reported, not asserted; its shape is: every failed
 	// write is answered, with a retryable 503.
 	require.Zero(t, o.hung, "no write hangs")
+	// Acknowledged writes made before the promotion may be lost with an
+	// asynchronous replica (reported above); one started after it can
+	// only have been stored on the new primary.
+	after := w.ackedAfter(faultAt.Add(promoted))
+	require.NotEmpty(t, after)
+	for _, id := range after {
+		require.True(t, found[id], "write %s, acknowledged after the promotion, is on the new primary", id)
+	}
 	require.Empty(t, o.notRetryable, "every failed write is a 503 the client may retry")
 }
