@@ -30,8 +30,8 @@ type peer struct {
 	sent    uint64   // the last seq written on the current connection
 	acked   uint64
 	waiters []waiter
-	pong    uint64   // the peer's latest ping to answer, 0 if none
-	ping    uint64   // a ping to send (g's monotonic clock), 0 if none
+	pong    uint64 // the peer's latest ping to answer, 0 if none
+	ping    uint64 // a ping to send (g's monotonic clock), 0 if none
 	pongAt  time.Time
 	ackAt   time.Time // when the peer last acknowledged anything
 	closed  bool
