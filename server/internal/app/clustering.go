@@ -52,18 +52,13 @@ func (inv *invalidation) empty() bool {
 // acknowledge is out of sync and reads the database instead of its caches
 // (cluster.Cluster.SendAcked).
 func (a *App) invalidate(ctx context.Context, inv invalidation) {
-	if inv.empty() {
-		return
-	}
-	a.applyInvalidation(inv)
-	b, err := json.Marshal(inv)
-	if err != nil {
-		a.log.Error("encode invalidation", "err", err)
+	m, ok := a.applyInvalidationHere(inv)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), invalidateTimeout)
 	defer cancel()
-	if missing := a.cluster.SendAcked(ctx, cluster.Message{Event: clusterInvalidate, Data: b}); len(missing) > 0 {
+	if missing := a.cluster.SendAcked(ctx, m); len(missing) > 0 {
 		a.log.Warn("nodes did not acknowledge an invalidation; they are out of sync until they catch up",
 			"nodes", missing)
 	}
@@ -74,13 +69,27 @@ func (a *App) invalidate(ctx context.Context, inv invalidation) {
 // stale cache denies nothing it should allow for long. The ordered
 // stream still delivers it before any event this node publishes next.
 func (a *App) refresh(inv invalidation) {
-	a.applyInvalidation(inv)
-	b, err := json.Marshal(inv)
-	if err != nil {
-		a.log.Error("encode invalidation", "err", err)
-		return
+	if m, ok := a.applyInvalidationHere(inv); ok {
+		a.cluster.Send(m)
 	}
-	a.cluster.Send(cluster.Message{Event: clusterInvalidate, Data: b})
+}
+
+// applyInvalidationHere applies inv on this node and returns the message
+// that tells the other nodes; ok is false when there is nothing to send.
+func (a *App) applyInvalidationHere(inv invalidation) (m cluster.Message, ok bool) {
+	if inv.empty() {
+		return m, false
+	}
+	a.applyInvalidation(inv)
+	if a.cluster.Alone() {
+		return m, false
+	}
+	b, err := json.Marshal(inv)
+	if err != nil { // lists of strings: cannot happen
+		a.log.Error("encode invalidation", "err", err)
+		return m, false
+	}
+	return cluster.Message{Event: clusterInvalidate, Data: b}, true
 }
 
 func (a *App) applyInvalidation(inv invalidation) {
