@@ -263,8 +263,8 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// cleanup deletes expired sessions and day-old unattached uploads every
-// hour.
+// cleanup deletes, every hour, expired sessions, day-old unattached
+// uploads and the discovery rows of nodes gone for an hour.
 func (d *Daemon) cleanup(ctx context.Context) {
 	defer d.jobs.Done()
 	t := time.NewTicker(time.Hour)
@@ -336,6 +336,9 @@ func (d *Daemon) runCleanup(ctx context.Context) error {
 		d.log.Warn("unattached file cleanup", "removed", files, "err", err)
 	} else if files > 0 {
 		d.log.Info("unattached uploads removed", "count", files)
+	}
+	if _, err := d.store.Discovery().Prune(ctx, time.Hour); err != nil {
+		d.log.Warn("cluster discovery cleanup", "err", err)
 	}
 	return nil
 }

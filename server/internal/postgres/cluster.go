@@ -37,13 +37,8 @@ func (d *Discovery) Heartbeat(ctx context.Context, e cluster.DiscoveryEntry) err
 }
 
 // Live returns the nodes of a cluster whose heartbeat is at most maxAge
-// old, and removes those that stopped a long time ago (ten times maxAge,
-// and at least an hour: Mattermost keeps them 30 minutes).
+// old.
 func (d *Discovery) Live(ctx context.Context, clusterName string, maxAge time.Duration) ([]cluster.DiscoveryEntry, error) {
-	if _, err := d.s.pool.Exec(ctx, `DELETE FROM cluster_discovery WHERE last_ping_at < `+dbMillis+` - $1`,
-		max(10*maxAge, time.Hour).Milliseconds()); err != nil {
-		return nil, fmt.Errorf("cluster discovery: prune: %w", mapErr(err))
-	}
 	rows, err := d.s.pool.Query(ctx, `SELECT id, cluster_name, hostname, gossip_addr FROM cluster_discovery
 		WHERE cluster_name = $1 AND last_ping_at >= `+dbMillis+` - $2 ORDER BY id`, clusterName, maxAge.Milliseconds())
 	if err != nil {
@@ -58,6 +53,16 @@ func (d *Discovery) Live(ctx context.Context, clusterName string, maxAge time.Du
 		return nil, fmt.Errorf("cluster discovery: live: %w", mapErr(err))
 	}
 	return out, nil
+}
+
+// Prune removes the rows of nodes silent for longer than age (the hourly
+// cleanup; Mattermost keeps them 30 minutes) and returns how many.
+func (d *Discovery) Prune(ctx context.Context, age time.Duration) (int64, error) {
+	tag, err := d.s.pool.Exec(ctx, `DELETE FROM cluster_discovery WHERE last_ping_at < `+dbMillis+` - $1`, age.Milliseconds())
+	if err != nil {
+		return 0, fmt.Errorf("cluster discovery: prune: %w", mapErr(err))
+	}
+	return tag.RowsAffected(), nil
 }
 
 // Remove deletes a node's row (it is leaving).

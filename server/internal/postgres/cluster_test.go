@@ -27,19 +27,24 @@ func TestDiscovery(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []cluster.DiscoveryEntry{a, b}, live)
 
-	// A node whose heartbeat is old is not live; one far older is removed.
+	// A node whose heartbeat is old is not live; pruning removes only
+	// those far older.
 	_, err = store.Pool().Exec(ctx, `UPDATE cluster_discovery SET last_ping_at = last_ping_at - 120000 WHERE id = 'b'`)
 	require.NoError(t, err)
 	live, err = d.Live(ctx, "site", time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, []cluster.DiscoveryEntry{a}, live)
+	n, err := d.Prune(ctx, time.Hour)
+	require.NoError(t, err)
+	require.Zero(t, n)
 	_, err = store.Pool().Exec(ctx, `UPDATE cluster_discovery SET last_ping_at = last_ping_at - 86400000 WHERE id = 'b'`)
 	require.NoError(t, err)
-	_, err = d.Live(ctx, "site", time.Minute)
+	n, err = d.Prune(ctx, time.Hour)
 	require.NoError(t, err)
-	var n int
-	require.NoError(t, store.Pool().QueryRow(ctx, `SELECT count(*) FROM cluster_discovery WHERE id = 'b'`).Scan(&n))
-	require.Zero(t, n)
+	require.Equal(t, int64(1), n)
+	var rows int
+	require.NoError(t, store.Pool().QueryRow(ctx, `SELECT count(*) FROM cluster_discovery WHERE id = 'b'`).Scan(&rows))
+	require.Zero(t, rows)
 
 	// A heartbeat brings a node back, with its new address.
 	a.Address = "10.0.0.99:8074"
