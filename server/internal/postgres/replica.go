@@ -132,7 +132,6 @@ type replicaSet struct {
 	log      *slog.Logger
 	probe    *pgxpool.Pool // the monitor's connection to the primary
 	all      []*replica    // search replicas first
-	next     atomic.Uint64 // round robin
 	stop     context.CancelFunc
 	done     chan struct{}
 
@@ -140,6 +139,7 @@ type replicaSet struct {
 	samples   []sample   // oldest first
 	marks     map[string]time.Time
 	floor     time.Time // reads of every user wait for this time (marks dropped or lost)
+	next      uint64    // round robin
 	epoch     uint64    // the caller's generation of write notes (NotesEpoch)
 	seenEpoch bool
 }
@@ -400,7 +400,8 @@ func (rs *replicaSet) mark(userID string, now time.Time) {
 }
 
 // pick returns a replica fit for a read by userID at now, or nil. Search
-// tries the search replicas first.
+// tries the search replicas first. It runs on every replica read, so it
+// does not allocate.
 func (rs *replicaSet) pick(userID string, search bool, now time.Time) *replica {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -408,26 +409,33 @@ func (rs *replicaSet) pick(userID string, search bool, now time.Time) *replica {
 	if m, ok := rs.marks[userID]; ok && m.After(need) {
 		need = m
 	}
-	fit := func(searchOnes bool) []*replica {
-		var out []*replica
+	fit := func(r *replica, searchOnes bool) bool {
+		return r.search == searchOnes && rs.inRotationLocked(r, now) && !r.fresh.Before(need)
+	}
+	count := func(searchOnes bool) (n uint64) {
 		for _, r := range rs.all {
-			if r.search == searchOnes && rs.inRotationLocked(r, now) && !r.fresh.Before(need) {
-				out = append(out, r)
+			if fit(r, searchOnes) {
+				n++
 			}
 		}
-		return out
+		return n
 	}
-	var candidates []*replica
-	if search {
-		candidates = fit(true)
-	}
-	if len(candidates) == 0 {
-		candidates = fit(false)
-	}
-	if len(candidates) == 0 {
+	group := search && count(true) > 0
+	n := count(group)
+	if n == 0 {
 		return nil
 	}
-	return candidates[rs.next.Add(1)%uint64(len(candidates))]
+	rs.next++
+	k := rs.next % n
+	for _, r := range rs.all {
+		if fit(r, group) {
+			if k == 0 {
+				return r
+			}
+			k--
+		}
+	}
+	return nil // unreachable: n replicas fit
 }
 
 // Replica returns where to run a read on behalf of userID that tolerates

@@ -41,6 +41,25 @@ func TestPick(t *testing.T) {
 	// Notes older than the bound are pruned: rotation alone covers them.
 	rs.pruneLocked(t0.Add(2 * time.Second))
 	require.Empty(t, rs.marks)
+
+	// Several fit: turn by turn, and a read costs no allocation.
+	other := &replica{name: "r2", fresh: t0}
+	rs.all = []*replica{search, plain, other}
+	first, second := rs.pick("bob", false, t0), rs.pick("bob", false, t0)
+	require.ElementsMatch(t, []*replica{plain, other}, []*replica{first, second})
+	require.Same(t, first, rs.pick("bob", false, t0))
+}
+
+// TestPickDoesNotAllocate: pick runs on every replica read. Not parallel:
+// AllocsPerRun counts the whole process's allocations.
+func TestPickDoesNotAllocate(t *testing.T) {
+	t0 := time.Now()
+	rs := &replicaSet{lagMax: time.Second, marks: map[string]time.Time{"alice": t0.Add(-time.Second)}}
+	rs.all = []*replica{{name: "s1", search: true, fresh: t0}, {name: "r1", fresh: t0}, {name: "r2", fresh: t0}}
+	require.Zero(t, testing.AllocsPerRun(100, func() {
+		rs.pick("alice", true, t0)
+		rs.pick("bob", false, t0)
+	}))
 }
 
 func TestMarksAreBounded(t *testing.T) {
