@@ -70,9 +70,8 @@ type site struct {
 // siteOptions vary the site.
 type siteOptions struct {
 	// advertise sets ClusterSettings.AdvertiseAddress to each node's
-	// address. Sites leave it empty by default, BindAddress alone giving
-	// the same advertised address: with it set, the server advertises
-	// port 0 (see TestAdvertiseAddress).
+	// address (see TestAdvertiseAddress). Sites leave it empty by
+	// default, BindAddress alone giving the same advertised address.
 	advertise bool
 	// noWait returns before the nodes list each other.
 	noWait bool
