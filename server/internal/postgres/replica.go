@@ -466,15 +466,6 @@ func (s *Store) pickReplica(ctx context.Context, userID string, search bool) *St
 // HasReplicas reports whether reads may go to replicas at all.
 func (s *Store) HasReplicas() bool { return s.replicas != nil }
 
-// ReplicaLagMax is the staleness bound of replica reads (0 without
-// replicas).
-func (s *Store) ReplicaLagMax() time.Duration {
-	if s.replicas == nil {
-		return 0
-	}
-	return s.replicas.lagMax
-}
-
 // NoteWrite records that userID has just written, that is, that a write
 // of theirs committed before now: until a replica has replayed the
 // primary's WAL up to a position read after this call, it serves userID
