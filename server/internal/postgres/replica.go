@@ -171,10 +171,11 @@ func openReplicas(ctx context.Context, primary *Store, o PoolOptions) (*replicaS
 	if rs.probe, err = probePool(ctx, pcfg); err != nil {
 		return nil, err
 	}
-	add := func(dsn string, search bool) error {
+	add := func(setting string, i int, dsn string, search bool) error {
 		cfg, err := parseDSN(dsn, o)
 		if err != nil {
-			return errors.New("postgres: invalid replica DataSource (the value is not shown because it may hold a password)")
+			// pgx errors can quote the DSN, password included: do not wrap.
+			return fmt.Errorf("postgres: invalid SqlSettings.%s entry %d (check its syntax; the value is not shown because it may hold a password)", setting, i)
 		}
 		r := &replica{name: strings.Join(hosts(cfg.ConnConfig), ","), search: search, lag: -1}
 		rs.all = append(rs.all, r)
@@ -188,13 +189,13 @@ func openReplicas(ctx context.Context, primary *Store, o PoolOptions) (*replicaS
 		r.view = &Store{pool: pool}
 		return nil
 	}
-	for _, dsn := range o.SearchReplicas {
-		if err := add(dsn, true); err != nil {
+	for i, dsn := range o.SearchReplicas {
+		if err := add("DataSourceSearchReplicas", i, dsn, true); err != nil {
 			return nil, err
 		}
 	}
-	for _, dsn := range o.Replicas {
-		if err := add(dsn, false); err != nil {
+	for i, dsn := range o.Replicas {
+		if err := add("DataSourceReplicas", i, dsn, false); err != nil {
 			return nil, err
 		}
 	}

@@ -93,3 +93,29 @@ func TestNotesEpochHoldsReads(t *testing.T) {
 	s.NotesEpoch(8)
 	require.True(t, rs.floor.After(first) || rs.floor.Equal(first))
 }
+
+// TestOpenRejectsABadReplicaDSN: the error names the setting and entry to
+// fix, and never the DSN, which may hold a password.
+func TestOpenRejectsABadReplicaDSN(t *testing.T) {
+	t.Parallel()
+	const good = "postgres://u:s3cret@127.0.0.1:1/db?sslmode=disable"
+	for _, tt := range []struct {
+		name string
+		o    PoolOptions
+		want string
+	}{
+		{"replica", PoolOptions{Replicas: []string{good, "postgres://u:s3cret@db:notaport/db"}},
+			"SqlSettings.DataSourceReplicas entry 1"},
+		{"search replica", PoolOptions{SearchReplicas: []string{"host=db port=x password=s3cret"}},
+			"SqlSettings.DataSourceSearchReplicas entry 0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.o.DataSource, tt.o.ReplicaLagMax = good, time.Second
+			s, err := Open(t.Context(), tt.o)
+			require.Nil(t, s)
+			require.ErrorContains(t, err, tt.want)
+			require.NotContains(t, err.Error(), "s3cret")
+		})
+	}
+}
