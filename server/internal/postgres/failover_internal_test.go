@@ -63,14 +63,21 @@ func TestDeadlineConn(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ln.Close() })
+	// Accept and say nothing, ever; the accepted connections close when
+	// the listener does, at the end of the test.
 	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				_ = c.Close()
+			}
+		}()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			// Accept and say nothing, ever.
-			t.Cleanup(func() { _ = c.Close() })
+			held = append(held, c)
 		}
 	}()
 	dial := dialer(time.Second, time.Minute, 50*time.Millisecond)
