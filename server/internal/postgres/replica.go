@@ -348,13 +348,11 @@ func (rs *replicaSet) probeReplica(ctx context.Context, r *replica, t0 time.Time
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	r.err = err
+	r.err, r.fresh, r.lag = err, time.Time{}, -1
 	if err != nil {
-		r.fresh, r.lag = time.Time{}, -1
 		return
 	}
 	// The newest sample the replica has reached.
-	r.fresh, r.lag = time.Time{}, -1
 	for i := len(rs.samples) - 1; i >= 0; i-- {
 		if rs.samples[i].pos <= pos {
 			r.fresh, r.lag = rs.samples[i].at, t0.Sub(rs.samples[i].at)
