@@ -133,7 +133,7 @@ func TestUnavailable(t *testing.T) {
 		{"connection cut mid-message", fmt.Errorf("tx: %w", io.ErrUnexpectedEOF), true},
 		{"transaction on a dead connection", fmt.Errorf("x: %w", pgx.ErrTxClosed), true},
 		{"reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
-		{"refused", errors.New("unrelated"), false},
+		{"unrelated error", errors.New("unrelated"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
