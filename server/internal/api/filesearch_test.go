@@ -3,7 +3,6 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -240,36 +239,7 @@ func TestSearchFilesPermissions(t *testing.T) {
 func TestSearchFilesBadInput(t *testing.T) {
 	t.Parallel()
 	e := newSearchEnv(t)
-	const invalid = "api.context.invalid_body_param.app_error"
-	path := "/teams/" + e.team.ID + "/files/search"
-	cases := []struct {
-		name   string
-		path   string
-		body   any
-		status int
-		id     string
-	}{
-		{"no terms", path, map[string]any{"is_or_search": true}, 400, invalid},
-		{"empty terms", path, map[string]any{"terms": "  "}, 400, invalid},
-		{"terms not a string", path, map[string]any{"terms": 5}, 400, invalid},
-		{"no body", path, nil, 400, invalid},
-		{"bad json", "/files/search", "{", 400, invalid},
-		{"oversize terms", path, map[string]any{"terms": strings.Repeat("word ", 300)}, 400, "api.post.search_posts.terms_too_long.app_error"},
-		{"too many words", path, map[string]any{"terms": strings.Repeat("ext:a ", 40)}, 400, "api.post.search_posts.terms_too_long.app_error"},
-		{"bad date", path, map[string]any{"terms": "before:2024-02-31"}, 400, "api.post.search_posts.invalid_date.app_error"},
-		{"NUL", path, map[string]any{"terms": "report\x00"}, 400, "api.post.search_posts.invalid_terms.app_error"},
-		{"negative page", path, map[string]any{"terms": "report", "page": -1}, 400, invalid},
-		{"negative per_page", path, map[string]any{"terms": "report", "per_page": -1}, 400, invalid},
-		{"deep page", "/files/search", map[string]any{"terms": "report", "page": 1 << 20}, 400, invalid},
-		{"bad zone", path, map[string]any{"terms": "report", "time_zone_offset": 1 << 30}, 400, invalid},
-		{"bad team id", "/teams/nope/files/search", map[string]any{"terms": "report"}, 400, "api.context.invalid_url_param.app_error"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			e.bob.requireAppError("POST", c.path, c.body, c.status, c.id)
-		})
-	}
+	requireSearchBadInput(t, e, "files")
 	// SQL, text-search syntax and translate()'s punctuation in the terms
 	// are only ever text.
 	for _, terms := range []string{`'; DROP TABLE file_infos; --`, `report:* | !pdf & (x)`, `\' \\ ''`, `ext:'pdf' -ext:%`, `.,-_@:`} {

@@ -220,11 +220,16 @@ func TestSearchPostsArchivedChannel(t *testing.T) {
 	require.ElementsMatch(t, ids(e.fox, e.thinking, e.question), res.Order)
 }
 
-func TestSearchPostsBadInput(t *testing.T) {
-	t.Parallel()
-	e := newSearchEnv(t)
+// requireSearchBadInput sends malformed, oversize and out-of-range
+// searches to the team and cross-team routes of kind ("posts" or
+// "files"), which share the query parser and paging rules: each gets 400
+// with the AppError id a client can branch on.
+func requireSearchBadInput(t *testing.T, e *searchEnv, kind string) {
+	t.Helper()
 	const invalid = "api.context.invalid_body_param.app_error"
-	path := "/teams/" + e.team.ID + "/posts/search"
+	const tooLong = "api.post.search_posts.terms_too_long.app_error"
+	team := "/teams/" + e.team.ID + "/" + kind + "/search"
+	all := "/" + kind + "/search"
 	cases := []struct {
 		name   string
 		path   string
@@ -232,20 +237,24 @@ func TestSearchPostsBadInput(t *testing.T) {
 		status int
 		id     string
 	}{
-		{"no terms", path, map[string]any{"is_or_search": true}, 400, invalid},
-		{"empty terms", path, map[string]any{"terms": "  "}, 400, invalid},
-		{"terms not a string", path, map[string]any{"terms": 5}, 400, invalid},
-		{"no body", path, nil, 400, invalid},
-		{"bad json", path, "{", 400, invalid},
-		{"oversize terms", path, map[string]any{"terms": strings.Repeat("word ", 300)}, 400, "api.post.search_posts.terms_too_long.app_error"},
-		{"too many words", path, map[string]any{"terms": strings.Repeat("a ", 40)}, 400, "api.post.search_posts.terms_too_long.app_error"},
-		{"bad date", path, map[string]any{"terms": "on:2024-02-31"}, 400, "api.post.search_posts.invalid_date.app_error"},
-		{"NUL", path, map[string]any{"terms": "quick\x00"}, 400, "api.post.search_posts.invalid_terms.app_error"},
-		{"negative page", path, map[string]any{"terms": "quick", "page": -1}, 400, invalid},
-		{"negative per_page", path, map[string]any{"terms": "quick", "per_page": -1}, 400, invalid},
-		{"deep page", path, map[string]any{"terms": "quick", "page": 1 << 20}, 400, invalid},
-		{"bad zone", path, map[string]any{"terms": "quick", "time_zone_offset": 1 << 30}, 400, invalid},
-		{"bad team id", "/teams/nope/posts/search", map[string]any{"terms": "quick"}, 400, "api.context.invalid_url_param.app_error"},
+		{"no terms", team, map[string]any{"is_or_search": true}, 400, invalid},
+		{"empty terms", team, map[string]any{"terms": "  "}, 400, invalid},
+		{"terms not a string", team, map[string]any{"terms": 5}, 400, invalid},
+		{"no body", team, nil, 400, invalid},
+		{"bad json", team, "{", 400, invalid},
+		{"bad json across teams", all, "{", 400, invalid},
+		{"oversize terms", team, map[string]any{"terms": strings.Repeat("word ", 300)}, 400, tooLong},
+		{"too many words", team, map[string]any{"terms": strings.Repeat("a ", 40)}, 400, tooLong},
+		{"too many flags", team, map[string]any{"terms": strings.Repeat("ext:a ", 40)}, 400, tooLong},
+		{"bad date on", team, map[string]any{"terms": "on:2024-02-31"}, 400, "api.post.search_posts.invalid_date.app_error"},
+		{"bad date before", team, map[string]any{"terms": "before:2024-02-31"}, 400, "api.post.search_posts.invalid_date.app_error"},
+		{"NUL", team, map[string]any{"terms": "quick\x00"}, 400, "api.post.search_posts.invalid_terms.app_error"},
+		{"negative page", team, map[string]any{"terms": "quick", "page": -1}, 400, invalid},
+		{"negative per_page", team, map[string]any{"terms": "quick", "per_page": -1}, 400, invalid},
+		{"deep page", team, map[string]any{"terms": "quick", "page": 1 << 20}, 400, invalid},
+		{"deep page across teams", all, map[string]any{"terms": "quick", "page": 1 << 20}, 400, invalid},
+		{"bad zone", team, map[string]any{"terms": "quick", "time_zone_offset": 1 << 30}, 400, invalid},
+		{"bad team id", "/teams/nope/" + kind + "/search", map[string]any{"terms": "quick"}, 400, "api.context.invalid_url_param.app_error"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -253,6 +262,12 @@ func TestSearchPostsBadInput(t *testing.T) {
 			e.bob.requireAppError("POST", c.path, c.body, c.status, c.id)
 		})
 	}
+}
+
+func TestSearchPostsBadInput(t *testing.T) {
+	t.Parallel()
+	e := newSearchEnv(t)
+	requireSearchBadInput(t, e, "posts")
 	// SQL and text-search syntax in the terms is only ever text.
 	for _, terms := range []string{`'; DROP TABLE posts; --`, `quick:* | !brown & (fox)`, `\' \\ ''`} {
 		res := e.bob.search(e.team.ID, map[string]any{"terms": terms})
