@@ -1,0 +1,6 @@
+-- +goose Up
+-- Owned by pushproxy/internal/pushservice (placeholder until it lands).
+SELECT 1;
+
+-- +goose Down
+SELECT 1;

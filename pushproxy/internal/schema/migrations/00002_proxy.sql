@@ -1,0 +1,6 @@
+-- +goose Up
+-- Owned by pushproxy/internal/proxy (placeholder until it lands).
+SELECT 1;
+
+-- +goose Down
+SELECT 1;
