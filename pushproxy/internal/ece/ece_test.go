@@ -185,8 +185,8 @@ func TestSubscription(t *testing.T) {
 	s, err := NewSubscriber()
 	require.NoError(t, err)
 	var sub struct {
-		Endpoint       string  `json:"endpoint"`
-		ExpirationTime *int64  `json:"expirationTime"`
+		Endpoint       string                        `json:"endpoint"`
+		ExpirationTime *int64                        `json:"expirationTime"`
 		Keys           struct{ P256dh, Auth string } `json:"keys"`
 	}
 	require.NoError(t, json.Unmarshal(s.Subscription("https://push.example/push/abc"), &sub))
