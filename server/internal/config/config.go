@@ -35,7 +35,8 @@ type Config struct {
 	LogSettings LogSettings `json:"LogSettings"`
 	// PrivacySettings controls what user data other users see.
 	PrivacySettings PrivacySettings `json:"PrivacySettings"`
-	// EmailSettings controls email sign-up and sign-in.
+	// EmailSettings controls email sign-up and sign-in, and push
+	// notifications (issue 5).
 	EmailSettings EmailSettings `json:"EmailSettings"`
 	// ClusterSettings joins several servers into one (issue 4).
 	ClusterSettings ClusterSettings `json:"ClusterSettings"`
@@ -333,7 +334,32 @@ type EmailSettings struct {
 	EnableSignInWithEmail bool `json:"EnableSignInWithEmail"`
 	// EnableSignInWithUsername allows logging in with a username.
 	EnableSignInWithUsername bool `json:"EnableSignInWithUsername"`
+
+	// Push notifications (issue 5).
+
+	// SendPushNotifications sends push notifications through
+	// PushNotificationServer.
+	SendPushNotifications bool `json:"SendPushNotifications"`
+	// PushNotificationServer is the push proxy's URL (garrison-pushproxy,
+	// e.g. https://garrison:SECRET@push.site.example:8066); the password
+	// of its user information is the proxy's sender secret.
+	PushNotificationServer string `json:"PushNotificationServer" secret:"dsn"`
+	// PushNotificationContents is what a push carries: "id_loaded" (ids
+	// only; the device fetches the message from the server),
+	// "generic_no_channel", "generic" or "full".
+	PushNotificationContents string `json:"PushNotificationContents"`
+	// PushNotificationBuffer is how many push jobs wait for the senders
+	// before new ones are dropped.
+	PushNotificationBuffer int `json:"PushNotificationBuffer"`
 }
+
+// Push notification contents, as Mattermost names them.
+const (
+	PushContentsIDLoaded         = "id_loaded"
+	PushContentsGenericNoChannel = "generic_no_channel"
+	PushContentsGeneric          = "generic"
+	PushContentsFull             = "full"
+)
 
 // Default returns the configuration used for every setting that neither the file nor the
 // environment sets. It does not validate: SqlSettings.DataSource has no default.
@@ -420,6 +446,10 @@ func Default() *Config {
 			EnableSignUpWithEmail:    true,
 			EnableSignInWithEmail:    true,
 			EnableSignInWithUsername: true,
+			// Push (issue 5): off until a proxy is configured; ids only on
+			// the push path, Mattermost's id-loaded mode.
+			PushNotificationContents: PushContentsIDLoaded,
+			PushNotificationBuffer:   1000,
 		},
 		ClusterSettings: ClusterSettings{
 			GossipPort:     8074,

@@ -169,6 +169,32 @@ func TestLoadEnv(t *testing.T) {
 			},
 		},
 		{
+			name: "push settings",
+			env: map[string]string{
+				"MM_EMAILSETTINGS_SENDPUSHNOTIFICATIONS":    "true",
+				"MM_EMAILSETTINGS_PUSHNOTIFICATIONSERVER":   "https://garrison:s3cret@push.site.example:8066",
+				"MM_EMAILSETTINGS_PUSHNOTIFICATIONCONTENTS": "full",
+				"MM_EMAILSETTINGS_PUSHNOTIFICATIONBUFFER":   "50",
+			},
+			check: func(t *testing.T, c *config.Config) {
+				e := c.EmailSettings
+				require.True(t, e.SendPushNotifications)
+				require.Equal(t, "https://garrison:s3cret@push.site.example:8066", e.PushNotificationServer)
+				require.Equal(t, "full", e.PushNotificationContents)
+				require.Equal(t, 50, e.PushNotificationBuffer)
+			},
+		},
+		{
+			name: "push defaults",
+			check: func(t *testing.T, c *config.Config) {
+				e := c.EmailSettings
+				require.False(t, e.SendPushNotifications)
+				require.Empty(t, e.PushNotificationServer)
+				require.Equal(t, config.PushContentsIDLoaded, e.PushNotificationContents)
+				require.Equal(t, 1000, e.PushNotificationBuffer)
+			},
+		},
+		{
 			name: "empty variable counts as unset",
 			env:  map[string]string{"MM_SERVICESETTINGS_LISTENADDRESS": ""},
 			check: func(t *testing.T, c *config.Config) {

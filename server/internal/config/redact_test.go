@@ -71,15 +71,17 @@ func TestRedacted(t *testing.T) {
 	c.SqlSettings.DataSource = "postgres://garrison:primary-pw@db1,db2/garrison"
 	c.SqlSettings.DataSourceReplicas = []string{"host=r1 user=garrison password='replica pw'"}
 	c.SqlSettings.DataSourceSearchReplicas = []string{"postgres://garrison:search-pw@r2/garrison"}
+	c.EmailSettings.PushNotificationServer = "https://garrison:push-secret@push.site.example:8066" // Push (issue 5)
 	before := c.Hash()
 
 	r := c.Redacted()
 	b, err := json.Marshal(r)
 	require.NoError(t, err)
-	for _, pw := range []string{"primary-pw", "replica pw", "search-pw"} {
+	for _, pw := range []string{"primary-pw", "replica pw", "search-pw", "push-secret"} {
 		require.NotContains(t, string(b), pw)
 	}
 	require.Equal(t, "postgres://garrison:"+fake+"@db1,db2/garrison", r.SqlSettings.DataSource)
+	require.Equal(t, "https://garrison:"+fake+"@push.site.example:8066", r.EmailSettings.PushNotificationServer)
 	require.Equal(t, []string{"host=r1 user=garrison password=" + fake}, r.SqlSettings.DataSourceReplicas)
 	require.Equal(t, []string{"postgres://garrison:" + fake + "@r2/garrison"}, r.SqlSettings.DataSourceSearchReplicas)
 
@@ -91,7 +93,7 @@ func TestRedacted(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config loaded", "config", c)
 	require.Contains(t, buf.String(), "db1,db2")
-	for _, pw := range []string{"primary-pw", "replica pw", "search-pw"} {
+	for _, pw := range []string{"primary-pw", "replica pw", "search-pw", "push-secret"} {
 		require.NotContains(t, buf.String(), pw)
 	}
 }

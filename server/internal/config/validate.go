@@ -64,6 +64,7 @@ const (
 var (
 	webserverModes = []string{"gzip", "uncompressed", "disabled"}
 	fileDrivers    = []string{"local", "amazons3"}
+	pushContents   = []string{PushContentsIDLoaded, PushContentsGenericNoChannel, PushContentsGeneric, PushContentsFull}
 	logLevels      = []string{"DEBUG", "INFO", "WARN", "ERROR"}
 )
 
@@ -177,6 +178,15 @@ func (c *Config) Validate() error {
 	level("LogSettings.ConsoleLevel", c.LogSettings.ConsoleLevel)
 	level("LogSettings.FileLevel", c.LogSettings.FileLevel)
 
+	e := &c.EmailSettings
+	oneOf("EmailSettings.PushNotificationContents", e.PushNotificationContents, pushContents)
+	atLeast("EmailSettings.PushNotificationBuffer", int64(e.PushNotificationBuffer), 1)
+	if e.SendPushNotifications {
+		if msg := checkPushServer(e.PushNotificationServer); msg != "" {
+			errs.add("EmailSettings.PushNotificationServer", "%s", msg)
+		}
+	}
+
 	if m := &c.MetricsSettings; m.Enable {
 		if _, _, err := net.SplitHostPort(m.ListenAddress); err != nil {
 			errs.add("MetricsSettings.ListenAddress", "must be host:port or :port, got %q", m.ListenAddress)
@@ -208,6 +218,40 @@ func (c *Config) Validate() error {
 	}
 
 	return errs.err()
+}
+
+// checkPushServer returns why u is not a valid PushNotificationServer, or
+// "". Messages quote the URL only with its password redacted: that is
+// the sender secret.
+func checkPushServer(u string) string {
+	if strings.TrimSpace(u) == "" {
+		return "is required when SendPushNotifications is set (the push proxy's URL, e.g. https://garrison:SECRET@push.example:8066)"
+	}
+	p, err := url.Parse(u)
+	if err != nil || !p.IsAbs() {
+		return "must be an absolute http or https URL"
+	}
+	shown := p.Redacted()
+	switch {
+	// Neither of the first two quotes the URL: without an authority the
+	// parser cannot tell a password from the rest.
+	case p.Scheme != "http" && p.Scheme != "https":
+		return "must start with http:// or https://"
+	case p.Host == "" || p.Hostname() == "":
+		return "must include a host (http://host:port)"
+	case p.RawQuery != "" || p.ForceQuery:
+		return fmt.Sprintf("must not have a query, got %q", shown)
+	case p.Fragment != "":
+		return fmt.Sprintf("must not have a fragment, got %q", shown)
+	}
+	if p.User != nil {
+		if _, ok := p.User.Password(); !ok {
+			// Not quoted: the user name may be the secret, written in the
+			// wrong place.
+			return "carries a user name but no password: the sender secret is the password (https://garrison:SECRET@host)"
+		}
+	}
+	return ""
 }
 
 // checkSiteURL returns why u is not a valid SiteURL, or "".

@@ -106,6 +106,36 @@ func TestValidate(t *testing.T) {
 		{"log levels in any case", func(c *config.Config) { c.LogSettings.ConsoleLevel, c.LogSettings.FileLevel = "debug", "Warn" }, nil},
 		{"bad log levels", func(c *config.Config) { c.LogSettings.ConsoleLevel, c.LogSettings.FileLevel = "TRACE", "" },
 			[]string{"LogSettings.ConsoleLevel", "LogSettings.FileLevel"}},
+		// Push notifications (issue 5).
+		{"push off ignores the server", func(c *config.Config) { c.EmailSettings.PushNotificationServer = "not a url" }, nil},
+		{"push on with a proxy and its secret", func(c *config.Config) {
+			c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, "https://garrison:s3cret@push.site.example:8066"
+		}, nil},
+		{"push on over http without a secret", func(c *config.Config) {
+			c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, "http://10.0.0.5:8066/"
+		}, nil},
+		{"push on without a server", func(c *config.Config) { c.EmailSettings.SendPushNotifications = true },
+			[]string{"EmailSettings.PushNotificationServer"}},
+		{"push server without scheme", func(c *config.Config) {
+			c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, "push.site.example:8066"
+		}, []string{"EmailSettings.PushNotificationServer"}},
+		{"push server over ws", func(c *config.Config) {
+			c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, "wss://push.site.example"
+		}, []string{"EmailSettings.PushNotificationServer"}},
+		{"push server without host", func(c *config.Config) {
+			c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, "https:///api"
+		}, []string{"EmailSettings.PushNotificationServer"}},
+		{"push server with the secret as user name", func(c *config.Config) {
+			c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, "https://s3cret@push.site.example"
+		}, []string{"EmailSettings.PushNotificationServer"}},
+		{"push server with a query", func(c *config.Config) {
+			c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, "https://push.site.example/?x=1"
+		}, []string{"EmailSettings.PushNotificationServer"}},
+		{"push contents", func(c *config.Config) { c.EmailSettings.PushNotificationContents = "everything" },
+			[]string{"EmailSettings.PushNotificationContents"}},
+		{"push contents of Mattermost", func(c *config.Config) { c.EmailSettings.PushNotificationContents = "generic_no_channel" }, nil},
+		{"push buffer", func(c *config.Config) { c.EmailSettings.PushNotificationBuffer = 0 },
+			[]string{"EmailSettings.PushNotificationBuffer"}},
 		{"everything at once", func(c *config.Config) {
 			c.ServiceSettings.WebserverMode = ""
 			c.SqlSettings.DataSource = ""
@@ -134,4 +164,18 @@ func TestFieldErrorsMessage(t *testing.T) {
 		{Field: "ServiceSettings.ReadTimeout", Msg: "must be at least 1, got 0"},
 	}
 	require.Equal(t, "SqlSettings.DataSource: is required\nServiceSettings.ReadTimeout: must be at least 1, got 0", errs.Error())
+}
+
+func TestPushServerErrorsHideTheSecret(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"ftp://garrison:s3cret@push.site.example", "https://garrison:s3cret@push.site.example/?q", "https://s3cret@push.site.example",
+		"https://garrison:s3cret@[::1", "garrison:s3cret@push.site.example",
+	} {
+		c := valid()
+		c.EmailSettings.SendPushNotifications, c.EmailSettings.PushNotificationServer = true, u
+		err := c.Validate()
+		require.Equal(t, []string{"EmailSettings.PushNotificationServer"}, fieldErrors(t, err).Fields(), u)
+		require.NotContains(t, err.Error(), "s3cret", u)
+	}
 }
