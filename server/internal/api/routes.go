@@ -173,6 +173,14 @@ func (a *API) routes() http.Handler {
 			// Cluster (issue 4).
 			r.Get("/cluster/status", a.auth(a.clusterStatus))
 
+			// Push notifications (issue 5): mobile devices, browsers' Web
+			// Push registrations, delivery receipts.
+			r.Put("/users/sessions/device", a.auth(a.attachDevice))
+			r.Get("/notifications/webpush", a.auth(a.getWebPushKey))
+			r.Post("/notifications/webpush", a.auth(a.registerWebPush))
+			r.Delete("/notifications/webpush", a.auth(a.unregisterWebPush))
+			r.Post("/notifications/ack", a.auth(a.pushAck))
+
 			// System.
 			r.Get("/system/ping", a.handle(a.ping))
 			r.Get("/config/client", a.handle(a.clientConfig))

@@ -441,7 +441,8 @@ func TestTouchOfDeletedSessionIsRefused(t *testing.T) {
 	s, appErr := ts.App.Session(ctx, u.Token)
 	require.Nil(t, appErr)
 	// Deleted behind this node's back (another node revoked it).
-	require.NoError(t, ts.Store.DeleteSession(ctx, s.ID))
+	_, err := ts.Store.DeleteSession(ctx, s.ID)
+	require.NoError(t, err)
 	u.mustDo("GET", "/users/me", nil, http.StatusOK, nil)
 
 	ts.advance(6 * time.Minute)

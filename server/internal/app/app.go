@@ -15,6 +15,7 @@ import (
 	"github.com/garrison-chat/garrison/server/internal/cluster"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
+	"github.com/garrison-chat/garrison/server/internal/push"
 	"github.com/garrison-chat/garrison/server/internal/ws"
 )
 
@@ -92,6 +93,14 @@ type Settings struct {
 	// UserStatusAwayTimeout is how long an online user may be idle before
 	// becoming away (TeamSettings.UserStatusAwayTimeout); 0 means 300 s.
 	UserStatusAwayTimeout time.Duration
+
+	// Push notifications (issue 5): EmailSettings.
+	// PushContents is PushNotificationContents: id_loaded (also for ""),
+	// generic_no_channel, generic or full.
+	PushContents string
+	// PushBuffer is PushNotificationBuffer, the push queue's size; 0
+	// means 1000.
+	PushBuffer int
 }
 
 // PasswordRules are PasswordSettings.
@@ -120,6 +129,15 @@ type Options struct {
 	// server on its own. It must not be started yet: New registers its
 	// handlers.
 	Cluster cluster.Cluster
+
+	// Push (issue 5) sends push notifications to the push proxy; nil
+	// means push notifications are off. The queue's workers run between
+	// PushQueue().Start and Stop.
+	Push push.Sender
+	// PushWorkers is how many jobs are worked on at once; 0 means 4.
+	PushWorkers int
+	// ServerID is the push server_id: the DiagnosticId.
+	ServerID string
 }
 
 // App implements the rules.
@@ -148,6 +166,11 @@ type App struct {
 	cluster    cluster.Cluster
 	presence   *presence
 	nodeStatus nodeStatuses
+
+	// Push notifications (issue 5); pushq is nil when they are off.
+	pushq    *PushQueue
+	serverID string
+	vapid    vapidCache
 }
 
 // MaxPostSizeDefault is Mattermost's post size limit in characters.
@@ -189,6 +212,11 @@ func New(o Options) *App {
 	a.initFiles(o) // Files (issue 3, uploads)
 	// Statuses and typing (issue 3).
 	a.statuses = newStatusTracker()
+	// Push notifications (issue 5).
+	a.serverID = o.ServerID
+	if o.Push != nil {
+		a.pushq = newPushQueue(a, o.Push, o.Settings.PushBuffer, o.PushWorkers)
+	}
 	return a
 }
 

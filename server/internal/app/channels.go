@@ -739,11 +739,15 @@ func (a *App) RemoveChannelMember(ctx context.Context, s *model.Session, channel
 	if ch.Name == model.DefaultChannelName {
 		return badRequest(where, "api.channel.remove.default.app_error", "Unable to remove user from the default channel town-square.")
 	}
-	if err := a.store.RemoveChannelMember(ctx, channelID, userID); err != nil {
+	mentions, err := a.store.RemoveChannelMember(ctx, channelID, userID)
+	if err != nil {
 		return storeErr(where, err, channelMemberMissing, "channel member")
 	}
 	a.invalidate(ctx, invalidation{Channels: []string{channelID}})
 	a.publishUserRemoved(ctx, channelID, userID, s.UserID)
+	if mentions > 0 {
+		a.queueBadge(userID) // Push notifications (issue 5): the badge counted them
+	}
 	return nil
 }
 
@@ -831,6 +835,14 @@ func (a *App) ViewChannel(ctx context.Context, s *model.Session, userID string, 
 	if appErr := a.requireSelfOrAdmin(s, userID, "edit_other_users"); appErr != nil {
 		return nil, appErr
 	}
+	now := a.millis()
+	if a.pushOn() && userID == s.UserID {
+		// Push notifications (issue 5): the channel the user now reads
+		// ("" for none) gets no pushes while they are active in it.
+		if err := a.store.SetActiveChannel(ctx, userID, v.ChannelID, now); err != nil {
+			return nil, internalErr(where, err)
+		}
+	}
 	var ids []string
 	for _, id := range []string{v.ChannelID, v.PrevChannelID} {
 		if id != "" && !slices.Contains(ids, id) {
@@ -840,9 +852,18 @@ func (a *App) ViewChannel(ctx context.Context, s *model.Session, userID string, 
 	if len(ids) == 0 {
 		return map[string]int64{}, nil
 	}
-	times, err := a.store.ViewChannels(ctx, userID, ids, a.millis())
+	viewed, err := a.store.ViewChannels(ctx, userID, ids, now)
 	if err != nil {
 		return nil, internalErr(where, err)
+	}
+	times := make(map[string]int64, len(viewed))
+	for _, vc := range viewed {
+		times[vc.ChannelID] = vc.LastViewedAt
+		if shouldClear(vc) {
+			// The devices drop this channel's pushes, except the one
+			// reading it (Mattermost's clearPushNotification).
+			a.queueClear(userID, vc.ChannelID, s.ID)
+		}
 	}
 	if len(times) > 0 && a.set.EnableChannelViewed {
 		a.publish(ctx, &ws.Event{Name: "multiple_channels_viewed", Data: map[string]any{"channel_times": times},

@@ -216,6 +216,7 @@ func (a *App) createPost(ctx context.Context, s *model.Session, in *model.Post, 
 		"set_online":           setOnline,
 	}
 	a.publishPosted(ctx, ch.ID, data, res.Mentioned)
+	a.queuePosted(out, ch, res.SenderUsername, m, res.Mentioned) // Push notifications (issue 5)
 	return out, nil
 }
 

@@ -71,7 +71,8 @@ func (a *App) Authenticate(ctx context.Context, token string) (ws.Session, error
 }
 
 func (a *App) sessionLength(deviceID string) time.Duration {
-	if deviceID != "" {
+	// A browser with a Web Push registration is still a browser.
+	if deviceID != "" && !isWebPushDevice(deviceID) {
 		return a.set.SessionLengthMobile
 	}
 	return a.set.SessionLengthWeb
@@ -192,10 +193,12 @@ func (a *App) createSession(ctx context.Context, u *model.User, deviceID string,
 
 // Logout revokes the caller's session.
 func (a *App) Logout(ctx context.Context, s *model.Session) *model.AppError {
-	if err := a.store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, postgres.ErrNotFound) {
+	deviceID, err := a.store.DeleteSession(ctx, s.ID)
+	if err != nil && !errors.Is(err, postgres.ErrNotFound) {
 		return internalErr("app.logout", err)
 	}
 	a.dropSessions(ctx, s.ID)
+	a.queueUnregister(deviceID) // Push (issue 5): the browser's registration goes with it
 	return nil
 }
 
@@ -222,10 +225,12 @@ func (a *App) RevokeSession(ctx context.Context, s *model.Session, userID, sessi
 	if err != nil || target.UserID != userID {
 		return badRequest(where, "api.user.revoke_session.app_error", "The session does not belong to this user.")
 	}
-	if err := a.store.DeleteSession(ctx, sessionID); err != nil && !errors.Is(err, postgres.ErrNotFound) {
+	deviceID, err := a.store.DeleteSession(ctx, sessionID)
+	if err != nil && !errors.Is(err, postgres.ErrNotFound) {
 		return internalErr(where, err)
 	}
 	a.dropSessions(ctx, sessionID)
+	a.queueUnregister(deviceID) // Push (issue 5)
 	return nil
 }
 

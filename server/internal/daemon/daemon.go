@@ -25,6 +25,7 @@ import (
 	"github.com/garrison-chat/garrison/server/internal/metrics"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
+	"github.com/garrison-chat/garrison/server/internal/push"
 	"github.com/garrison-chat/garrison/server/internal/ws"
 )
 
@@ -47,6 +48,7 @@ type Daemon struct {
 	statusJobs *app.StatusJobs // Statuses (issue 3): away and DND sweeps
 	cluster    cluster.Cluster // Cluster (issue 4)
 	metrics    *metrics.Server
+	pushQueue  *app.PushQueue // Push notifications (issue 5); nil when off
 
 	stopJobs context.CancelFunc
 	jobs     sync.WaitGroup
@@ -127,8 +129,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.cluster = clu
+	// Push notifications (issue 5): the push proxy's client.
+	sender, err := d.pushSender()
+	if err != nil {
+		store.Close()
+		return err
+	}
 	d.app = app.New(app.Options{Store: store, Logger: d.log, Settings: Settings(cfg), NodeID: d.nodeID, Files: files,
-		Cluster: clu})
+		Cluster: clu, Push: sender, ServerID: diagID})
 	d.hub = ws.New(ws.Options{
 		Auth: d.app, Audience: d.app, Actions: d.app, TokenFromRequest: api.WSToken,
 		SiteURL: cfg.ServiceSettings.SiteURL, Logger: d.log.With("component", "ws"),
@@ -151,10 +159,18 @@ func (d *Daemon) Start(ctx context.Context) error {
 		store.Close()
 		return err
 	}
+	d.pushQueue = d.app.PushQueue() // Push notifications (issue 5)
+	if err := d.pushQueue.Start(ctx); err != nil {
+		_ = d.statusJobs.Stop(ctx)
+		_ = d.hub.Stop(ctx)
+		store.Close()
+		return err
+	}
 
 	handler := api.New(APIOptions(cfg, d.app, d.hub, d.log, diagID))
 	ln, err := net.Listen("tcp", cfg.ServiceSettings.ListenAddress)
 	if err != nil {
+		_ = d.pushQueue.Stop(ctx)
 		_ = d.hub.Stop(ctx)
 		store.Close()
 		return fmt.Errorf("daemon: listen on %s: %w", cfg.ServiceSettings.ListenAddress, err)
@@ -198,6 +214,8 @@ func (d *Daemon) Serving() <-chan error { return d.served }
 const (
 	httpDrainTimeout = 15 * time.Second
 	hubStopTimeout   = 10 * time.Second
+	// pushDrainTimeout bounds sending the pushes still queued.
+	pushDrainTimeout = 10 * time.Second
 )
 
 // Stop drains and stops everything, in reverse start order:
@@ -236,6 +254,11 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	}
 	if d.statusJobs != nil { // Statuses (issue 3)
 		errs = append(errs, d.statusJobs.Stop(ctx))
+	}
+	if d.pushQueue != nil { // Push notifications (issue 5): after the requests that queue them
+		pctx, cancel := context.WithTimeout(ctx, pushDrainTimeout)
+		errs = append(errs, d.pushQueue.Stop(pctx))
+		cancel()
 	}
 	if d.hub != nil {
 		hctx, cancel := context.WithTimeout(ctx, hubStopTimeout)
@@ -296,6 +319,10 @@ func (d *Daemon) metricSources() metrics.Sources {
 		ClusterNodes:         func() int { return len(d.cluster.Nodes()) },
 		ClusterInSync:        func() bool { _, ok := d.cluster.Sync(); return ok },
 		WebSocketConnections: d.hub.ConnectionCount,
+		Push: func() metrics.Push {
+			p := d.pushQueue.Stats() // zero when push is off
+			return metrics.Push{Queued: p.Queued, OK: p.OK, Fail: p.Fail, Remove: p.Remove, Error: p.Errors, Dropped: p.Dropped}
+		},
 		Replicas: func() []metrics.Replica {
 			var out []metrics.Replica
 			for _, r := range d.store.ReplicaStatus() {
@@ -304,6 +331,22 @@ func (d *Daemon) metricSources() metrics.Sources {
 			return out
 		},
 	}
+}
+
+// pushSender returns the push proxy's client, or nil when push
+// notifications are off.
+func (d *Daemon) pushSender() (push.Sender, error) {
+	es := d.cfg.EmailSettings
+	if !es.SendPushNotifications {
+		return nil, nil
+	}
+	h, err := push.NewHTTP(push.HTTPOptions{URL: es.PushNotificationServer})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: EmailSettings.PushNotificationServer: %w", err)
+	}
+	d.log.Info("push notifications on", "push_proxy", h.URL(), "contents", es.PushNotificationContents,
+		"buffer", es.PushNotificationBuffer)
+	return h, nil
 }
 
 // nodeStatusInterval is how often a node tells the others how it sees
@@ -428,6 +471,8 @@ func Settings(cfg *config.Config) app.Settings {
 		// Integrations (issue 3).
 		EnableIncomingWebhooks: ss.EnableIncomingWebhooks, EnablePostUsernameOverride: ss.EnablePostUsernameOverride,
 		EnablePostIconOverride: ss.EnablePostIconOverride, EnableUserAccessTokens: ss.EnableUserAccessTokens,
+		// Push notifications (issue 5).
+		PushContents: cfg.EmailSettings.PushNotificationContents, PushBuffer: cfg.EmailSettings.PushNotificationBuffer,
 	}
 }
 
@@ -473,7 +518,7 @@ func ClientConfig(cfg *config.Config, diagID string) map[string]string {
 		"RestrictDirectMessage": "any", "TeammateNameDisplay": "username", "ShowEmailAddress": b(cfg.PrivacySettings.ShowEmailAddress),
 		"ShowFullName": b(cfg.PrivacySettings.ShowFullName), "EnableCustomEmoji": "false", "EnableLdap": "false",
 		"EnableSaml": "false", "EnableMultifactorAuthentication": "false", "EnforceMultifactorAuthentication": "false",
-		"SendPushNotifications": "false", "EnablePostUsernameOverride": b(ss.EnablePostUsernameOverride), "EnablePostIconOverride": b(ss.EnablePostIconOverride),
+		"SendPushNotifications": b(es.SendPushNotifications), "EnablePostUsernameOverride": b(ss.EnablePostUsernameOverride), "EnablePostIconOverride": b(ss.EnablePostIconOverride),
 		"ExperimentalEnableAuthenticationTransfer": "false", "CollapsedThreads": "disabled", "EnableReliableWebSockets": "true",
 		"FeatureFlagCollapsedThreads": "false", "WebsocketURL": "", "WebsocketPort": "80", "WebsocketSecurePort": "443",
 		"EnableDeveloper": b(ss.EnableDeveloper), "NoAccounts": "false",

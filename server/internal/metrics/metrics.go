@@ -33,6 +33,17 @@ type Sources struct {
 	Replicas func() []Replica
 	// WebSocketConnections counts this node's live sockets.
 	WebSocketConnections func() int
+	// Push reads this node's push notification counters (issue 5).
+	Push func() Push
+}
+
+// Push are a node's push notification counters since it started.
+type Push struct {
+	// Queued is the number of jobs waiting for the senders now.
+	Queued int
+	// OK, Fail and Remove count the push proxy's answers; Error the
+	// sends it did not answer; Dropped the jobs a full queue refused.
+	OK, Fail, Remove, Error, Dropped uint64
 }
 
 var (
@@ -46,13 +57,20 @@ var (
 		"1 while a read replica serves reads (its lag is under SqlSettings.ReplicaLagMaxMilliseconds).", []string{"replica"}, nil)
 	descSockets = prometheus.NewDesc("garrison_websocket_connections",
 		"Live WebSocket connections on this node.", nil, nil)
+	descPushQueued = prometheus.NewDesc("garrison_push_queue_length",
+		"Push notification jobs waiting for the senders on this node.", nil, nil)
+	descPushSent = prometheus.NewDesc("garrison_push_notifications_total",
+		"Push notifications handed to the push proxy, by its answer (ok, fail, remove) or error (the proxy did not answer).",
+		[]string{"result"}, nil)
+	descPushDropped = prometheus.NewDesc("garrison_push_jobs_dropped_total",
+		"Push notification jobs dropped because the queue (EmailSettings.PushNotificationBuffer) was full.", nil, nil)
 )
 
 // collector turns Sources into metrics at scrape time.
 type collector struct{ s Sources }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descNodes, descInSync, descLag, descRotation, descSockets} {
+	for _, d := range []*prometheus.Desc{descNodes, descInSync, descLag, descRotation, descSockets, descPushQueued, descPushSent, descPushDropped} {
 		ch <- d
 	}
 }
@@ -83,6 +101,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.s.WebSocketConnections != nil {
 		ch <- prometheus.MustNewConstMetric(descSockets, prometheus.GaugeValue, float64(c.s.WebSocketConnections()))
+	}
+	if c.s.Push != nil {
+		p := c.s.Push()
+		ch <- prometheus.MustNewConstMetric(descPushQueued, prometheus.GaugeValue, float64(p.Queued))
+		for _, r := range []struct {
+			result string
+			n      uint64
+		}{{"ok", p.OK}, {"fail", p.Fail}, {"remove", p.Remove}, {"error", p.Error}} {
+			ch <- prometheus.MustNewConstMetric(descPushSent, prometheus.CounterValue, float64(r.n), r.result)
+		}
+		ch <- prometheus.MustNewConstMetric(descPushDropped, prometheus.CounterValue, float64(p.Dropped))
 	}
 }
 

@@ -24,6 +24,7 @@ func TestServe(t *testing.T) {
 				{Name: "db3:5432", Lag: -1}}
 		},
 		WebSocketConnections: func() int { return 42 },
+		Push:                 func() metrics.Push { return metrics.Push{Queued: 3, OK: 10, Fail: 2, Remove: 1, Error: 4, Dropped: 5} },
 	}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = m.Stop(context.Background()) })
@@ -46,6 +47,12 @@ func TestServe(t *testing.T) {
 		`garrison_db_replica_lag_seconds{replica="db3:5432"} -1`,
 		`garrison_db_replica_in_rotation{replica="db3:5432"} 0`,
 		"garrison_websocket_connections 42",
+		"garrison_push_queue_length 3",
+		`garrison_push_notifications_total{result="ok"} 10`,
+		`garrison_push_notifications_total{result="fail"} 2`,
+		`garrison_push_notifications_total{result="remove"} 1`,
+		`garrison_push_notifications_total{result="error"} 4`,
+		"garrison_push_jobs_dropped_total 5",
 		"go_goroutines ",
 	} {
 		require.Contains(t, out, line)

@@ -290,16 +290,15 @@ func (s *Store) AddChannelMember(ctx context.Context, m *model.ChannelMember, te
 	return out, added, nil
 }
 
-// RemoveChannelMember deletes a membership; ErrNotFound if there was none.
-func (s *Store) RemoveChannelMember(ctx context.Context, channelID, userID string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2`, channelID, userID)
+// RemoveChannelMember deletes a membership and returns the mentions it
+// still had unread; ErrNotFound if there was none.
+func (s *Store) RemoveChannelMember(ctx context.Context, channelID, userID string) (mentions int64, err error) {
+	err = s.pool.QueryRow(ctx, `DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2 RETURNING mention_count`,
+		channelID, userID).Scan(&mentions)
 	if err != nil {
-		return fmt.Errorf("channels: remove member: %w", mapErr(err))
+		return 0, fmt.Errorf("channels: remove member: %w", mapErr(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("channels: remove member: %w", ErrNotFound)
-	}
-	return nil
+	return mentions, nil
 }
 
 // GetChannelMember returns one membership.
@@ -396,34 +395,46 @@ func (s *Store) UpdateChannelNotifyProps(ctx context.Context, channelID, userID 
 	return m, nil
 }
 
+// ViewedChannel is a channel ViewChannels marked read, with what the
+// member's state was before: pushes to clear depend on it (issue 5).
+type ViewedChannel struct {
+	ChannelID    string
+	LastViewedAt int64
+	Type         string
+	// MentionsBefore and UnreadBefore are the member's mention count and
+	// unread message count before the view.
+	MentionsBefore, UnreadBefore int64
+	// Push is the member's effective push level: the channel's
+	// notify_props push, or the user's when that is default.
+	Push string
+}
+
 // ViewChannels marks the channels among channelIDs that userID belongs to
 // as read at now: message counts catch up with the channel's, mentions are
 // cleared. It returns the viewed channels and their new last_viewed_at.
-func (s *Store) ViewChannels(ctx context.Context, userID string, channelIDs []string, now int64) (map[string]int64, error) {
+// The self-join reads the members as they were before this statement.
+func (s *Store) ViewChannels(ctx context.Context, userID string, channelIDs []string, now int64) ([]ViewedChannel, error) {
 	const q = `UPDATE channel_members cm SET last_viewed_at = greatest(cm.last_viewed_at, $3),
 		msg_count = c.total_msg_count, msg_count_root = c.total_msg_count_root,
 		mention_count = 0, mention_count_root = 0, urgent_mention_count = 0, last_update_at = $3
-	FROM channels c
+	FROM channels c, channel_members old, users u
 	WHERE c.id = cm.channel_id AND cm.user_id = $1 AND cm.channel_id = ANY($2)
-	RETURNING cm.channel_id, cm.last_viewed_at`
+		AND old.channel_id = cm.channel_id AND old.user_id = cm.user_id AND u.id = cm.user_id
+	RETURNING cm.channel_id, cm.last_viewed_at, c.type, old.mention_count, greatest(c.total_msg_count - old.msg_count, 0),
+		COALESCE(NULLIF(NULLIF(cm.notify_props->>'push', ''), 'default'), u.notify_props->>'push', '')`
 	rows, err := s.pool.Query(ctx, q, userID, channelIDs, now)
 	if err != nil {
 		return nil, fmt.Errorf("channels: view: %w", mapErr(err))
 	}
-	defer rows.Close()
-	times := map[string]int64{}
-	for rows.Next() {
-		var id string
-		var at int64
-		if err := rows.Scan(&id, &at); err != nil {
-			return nil, fmt.Errorf("channels: view: %w", mapErr(err))
-		}
-		times[id] = at
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ViewedChannel, error) {
+		var v ViewedChannel
+		err := r.Scan(&v.ChannelID, &v.LastViewedAt, &v.Type, &v.MentionsBefore, &v.UnreadBefore, &v.Push)
+		return v, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("channels: view: %w", mapErr(err))
 	}
-	return times, nil
+	return out, nil
 }
 
 // ChannelUnread returns a member's unread counts in a channel.

@@ -103,16 +103,13 @@ func (s *Store) ListSessions(ctx context.Context, userID string) ([]*model.Sessi
 	return out, mapErr(rows.Err())
 }
 
-// DeleteSession removes one session; ErrNotFound if it did not exist.
-func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("sessions: delete: %w", mapErr(err))
+// DeleteSession removes one session and returns its device id;
+// ErrNotFound if it did not exist.
+func (s *Store) DeleteSession(ctx context.Context, id string) (deviceID string, err error) {
+	if err := s.pool.QueryRow(ctx, `DELETE FROM sessions WHERE id = $1 RETURNING device_id`, id).Scan(&deviceID); err != nil {
+		return "", fmt.Errorf("sessions: delete: %w", mapErr(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("sessions: delete: %w", ErrNotFound)
-	}
-	return nil
+	return deviceID, nil
 }
 
 // DeleteUserSessions removes every session of a user and returns their ids.
