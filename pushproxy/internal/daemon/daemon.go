@@ -1,0 +1,246 @@
+// Package daemon wires garrison-pushproxy: the Postgres pool and schema,
+// the Mattermost-facing front (proxy), the on-premise push service
+// (pushservice), the public listener, health and metrics. It owns the
+// start and stop order.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/garrison-chat/garrison/pushproxy/internal/config"
+	"github.com/garrison-chat/garrison/pushproxy/internal/schema"
+)
+
+// part is a long-running piece of the proxy that serves routes.
+type part interface {
+	Handler() http.Handler
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Ready(ctx context.Context) error
+}
+
+// Options are what the daemon needs beyond the configuration.
+type Options struct {
+	Config  *config.Config
+	Logger  *slog.Logger
+	Version string
+	Hash    string
+}
+
+// Daemon is a running (or ready to run) push proxy.
+type Daemon struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+	registry *prometheus.Registry
+	service  part   // the on-premise push service: /push/*, /m/*, /ws
+	front    part   // the Mattermost-facing front: /, /version, /api/v1/*
+	parts    []part // in start order: the service first, as the front delivers into it
+
+	srv, metricsSrv *http.Server
+	ln, metricsLn   net.Listener
+
+	stopOnce sync.Once
+	stopErr  error
+	served   sync.WaitGroup
+}
+
+// New connects to the database, applies the schema and builds every part.
+// Nothing listens until Start.
+func New(ctx context.Context, o Options) (_ *Daemon, err error) {
+	d := &Daemon{cfg: o.Config, logger: o.Logger, registry: prometheus.NewRegistry()}
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pcfg, err := pgxpool.ParseConfig(o.Config.DataSource)
+	if err != nil {
+		return nil, fmt.Errorf("DataSource: %w", redactErr(err))
+	}
+	pcfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	if d.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			d.pool.Close()
+		}
+	}()
+	if err := schema.Migrate(ctx, d.pool, d.logger); err != nil {
+		return nil, err
+	}
+	if err := d.buildParts(o); err != nil {
+		return nil, err
+	}
+	d.parts = []part{d.service, d.front}
+	return d, nil
+}
+
+// redactErr drops the text of a DSN parse error, which can quote the DSN
+// and its password.
+func redactErr(err error) error {
+	return errors.New("cannot parse the Postgres DSN (its text is not repeated here because it may hold a password)")
+}
+
+// Start binds the listeners, then starts the parts and serves.
+func (d *Daemon) Start(ctx context.Context) (err error) {
+	if d.ln, err = net.Listen("tcp", d.cfg.ListenAddress); err != nil {
+		return fmt.Errorf("ListenAddress: %w", err)
+	}
+	if d.cfg.MetricsListenAddress != "" {
+		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsListenAddress); err != nil {
+			_ = d.ln.Close()
+			return fmt.Errorf("MetricsListenAddress: %w", err)
+		}
+	}
+	for i, p := range d.parts {
+		if err := p.Start(ctx); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				_ = d.parts[j].Stop(ctx)
+			}
+			d.closeListeners()
+			return err
+		}
+	}
+	d.srv = &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn),
+	}
+	if d.cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(d.cfg.TLSCertFile, d.cfg.TLSKeyFile)
+		if err != nil {
+			d.stopParts(ctx)
+			d.closeListeners()
+			return fmt.Errorf("TLSCertFile/TLSKeyFile: %w", err)
+		}
+		d.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		d.ln = tls.NewListener(d.ln, d.srv.TLSConfig)
+	}
+	d.serve(d.srv, d.ln)
+	if d.metricsLn != nil {
+		d.metricsSrv = &http.Server{
+			Handler:           promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		d.serve(d.metricsSrv, d.metricsLn)
+	}
+	d.logger.Info("push proxy started", "listen", d.ln.Addr().String(), "public_url", d.cfg.PublicURL,
+		"metrics", d.MetricsAddr(), "content_policy", d.cfg.ContentPolicy, "tls", d.cfg.TLSCertFile != "")
+	return nil
+}
+
+func (d *Daemon) serve(srv *http.Server, ln net.Listener) {
+	d.served.Add(1)
+	go func() {
+		defer d.served.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.logger.Error("listener failed", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// Addr is the public listener's address (useful with ":0").
+func (d *Daemon) Addr() string { return d.ln.Addr().String() }
+
+// MetricsAddr is the metrics listener's address, or "" when disabled.
+func (d *Daemon) MetricsAddr() string {
+	if d.metricsLn == nil {
+		return ""
+	}
+	return d.metricsLn.Addr().String()
+}
+
+// routes dispatches by path to the parts, whose paths do not overlap.
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"healthy":true}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	svc := d.service.Handler()
+	mux.Handle("/push/", svc)
+	mux.Handle("/m/", svc)
+	mux.Handle("/ws", svc)
+	mux.Handle("/", d.front.Handler())
+	return mux
+}
+
+// readyz answers 200 only when the database is writable and every part
+// says it is ready; the body names what is not.
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var problems []string
+	if _, err := d.pool.Exec(ctx, `SELECT pg_catalog.txid_current()`); err != nil {
+		problems = append(problems, "database not writable: "+err.Error())
+	}
+	for _, p := range d.parts {
+		if err := p.Ready(ctx); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = jsonEncode(w, map[string]any{"ready": false, "problems": problems})
+		return
+	}
+	_ = jsonEncode(w, map[string]any{"ready": true})
+}
+
+// Stop closes the listeners (device sockets get a clean close from the
+// push service), stops the parts in reverse order and closes the pool.
+// It is safe to call more than once.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.stopOnce.Do(func() {
+		var errs []error
+		if d.srv != nil {
+			// Shutdown does not wait for hijacked WebSocket connections;
+			// the push service's Stop closes those.
+			errs = append(errs, d.srv.Shutdown(ctx))
+		}
+		errs = append(errs, d.stopParts(ctx)...)
+		if d.metricsSrv != nil {
+			errs = append(errs, d.metricsSrv.Shutdown(ctx))
+		}
+		d.served.Wait()
+		d.pool.Close()
+		d.stopErr = errors.Join(errs...)
+	})
+	return d.stopErr
+}
+
+func (d *Daemon) stopParts(ctx context.Context) []error {
+	var errs []error
+	for i := len(d.parts) - 1; i >= 0; i-- {
+		errs = append(errs, d.parts[i].Stop(ctx))
+	}
+	return errs
+}
+
+func (d *Daemon) closeListeners() {
+	if d.ln != nil {
+		_ = d.ln.Close()
+	}
+	if d.metricsLn != nil {
+		_ = d.metricsLn.Close()
+	}
+}
+
+func jsonEncode(w http.ResponseWriter, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
