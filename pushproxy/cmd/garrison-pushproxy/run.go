@@ -105,4 +105,3 @@ func shortHash(rev string) string {
 	}
 	return rev
 }
-

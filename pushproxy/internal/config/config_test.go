@@ -114,9 +114,9 @@ func TestHostnameFailure(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	t.Parallel()
 	for dsn, want := range map[string]string{
-		"postgres://push:s3cret@db1,db2/push":      "postgres://push:%2A%2A%2A%2A%2A%2A%2A%2A@db1,db2/push",
-		"postgres://db/push?password=s3cret":       "postgres://db/push?password=%2A%2A%2A%2A%2A%2A%2A%2A",
-		"host=db user=push password=s3cret":        "host=db user=push password=********",
+		"postgres://push:s3cret@db1,db2/push":       "postgres://push:%2A%2A%2A%2A%2A%2A%2A%2A@db1,db2/push",
+		"postgres://db/push?password=s3cret":        "postgres://db/push?password=%2A%2A%2A%2A%2A%2A%2A%2A",
+		"host=db user=push password=s3cret":         "host=db user=push password=********",
 		"host=db user=push PASSWORD=s3cret sslmode": "host=db user=push PASSWORD=******** sslmode",
 	} {
 		c := Config{DataSource: dsn, SenderSecret: "topsecret"}.Redacted()

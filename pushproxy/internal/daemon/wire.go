@@ -50,4 +50,3 @@ func (d *Daemon) buildParts(o Options) error {
 	d.service, d.front = svc, front
 	return nil
 }
-
