@@ -68,6 +68,15 @@ func newTestNode(t testing.TB, dsn string, clu cluster.Cluster, mutate ...func(*
 // newTestNodeOn is newTestNode on an open store.
 func newTestNodeOn(t testing.TB, store *postgres.Store, clu cluster.Cluster, mutate ...func(*app.Settings, *api.Options)) *testServer {
 	t.Helper()
+	return newTestNodeWith(t, store, clu, nil, mutate...)
+}
+
+// newTestNodeWith is newTestNodeOn with appOptions (if not nil) changing
+// the App's options, e.g. to give it a push sender; a push queue is
+// started and stopped with the server.
+func newTestNodeWith(t testing.TB, store *postgres.Store, clu cluster.Cluster, appOptions func(*app.Options),
+	mutate ...func(*app.Settings, *api.Options)) *testServer {
+	t.Helper()
 	ts := &testServer{t: t}
 	ctx := context.Background()
 	// GARRISON_TEST_LOG=1 shows the server's log, to see what a 500 hid.
@@ -93,8 +102,12 @@ func newTestNodeOn(t testing.TB, store *postgres.Store, clu cluster.Cluster, mut
 	if clu != nil {
 		nodeID = clu.Self().ID
 	}
-	a := app.New(app.Options{Store: store, Logger: logger, Settings: set, NodeID: nodeID, BcryptCost: bcrypt.MinCost, Now: now,
-		Cluster: clu})
+	ao := app.Options{Store: store, Logger: logger, Settings: set, NodeID: nodeID, BcryptCost: bcrypt.MinCost, Now: now,
+		Cluster: clu}
+	if appOptions != nil {
+		appOptions(&ao)
+	}
+	a := app.New(ao)
 	// Wired as the daemon wires them; the App makes no automatic status
 	// changes unless Settings.EnableUserStatuses (newStatusServer) is set.
 	hub := ws.New(ws.Options{Auth: a, Audience: a, Actions: a, TokenFromRequest: api.WSToken, Logger: logger,
@@ -105,12 +118,14 @@ func newTestNodeOn(t testing.TB, store *postgres.Store, clu cluster.Cluster, mut
 		require.NoError(t, clu.Start(ctx))
 		t.Cleanup(func() { _ = clu.Stop(context.Background()) })
 	}
+	require.NoError(t, a.PushQueue().Start(ctx)) // nil when push is off
 	opts.App, opts.WebSocket = a, hub
 	srv := httptest.NewServer(api.New(opts))
 	t.Cleanup(func() {
 		srv.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		_ = a.PushQueue().Stop(sctx)
 		_ = hub.Stop(sctx)
 	})
 	ts.URL, ts.App, ts.Hub, ts.Store = srv.URL, a, hub, store

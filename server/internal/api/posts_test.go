@@ -33,7 +33,12 @@ type postEnv struct {
 // newPostEnv starts a server with n channel members besides the admin.
 func newPostEnv(t *testing.T, n int, mutate ...func(*app.Settings, *api.Options)) *postEnv {
 	t.Helper()
-	ts := newTestServer(t, mutate...)
+	return newPostEnvOn(newTestServer(t, mutate...), n)
+}
+
+// newPostEnvOn is newPostEnv on a server already started.
+func newPostEnvOn(ts *testServer, n int) *postEnv {
+	ts.t.Helper()
 	e := &postEnv{ts: ts, admin: ts.newUser()}
 	e.team = e.admin.createTeam(true)
 	e.ch = e.admin.createChannel(e.team.ID, model.ChannelOpen)
