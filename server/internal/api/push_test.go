@@ -673,3 +673,22 @@ func TestPushOnlyFromTheNodeThatPosted(t *testing.T) {
 	require.Equal(t, 2, count(fakes[0]))
 	require.Equal(t, 1, count(fakes[1]))
 }
+
+func TestPushSkipsExpiredSessions(t *testing.T) {
+	t.Parallel()
+	e := newPushEnv(t, 0)
+	alice, bob := e.member(), e.member()
+	old := e.device(bob)
+	e.ts.advance(20 * time.Hour)
+	fresh := e.device(e.ts.login(bob.User.Username, "password1"))
+	e.ts.advance(5 * time.Hour) // the first session (24 h) has expired, the second has not
+	// Everyone else logs in again too.
+	e.admin = e.ts.login(e.admin.User.Username, "password1")
+	e.canary = e.ts.login(e.canary.User.Username, "password1")
+	e.canaryToken = e.device(e.canary)
+	alice = e.ts.login(alice.User.Username, "password1")
+	alice.post(e.dm(alice, bob).ID, "hi")
+	e.flush(t)
+	require.Empty(t, e.sentTo(old))
+	require.Len(t, e.sentTo(fresh), 1)
+}
