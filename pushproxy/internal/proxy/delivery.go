@@ -153,11 +153,13 @@ func (p *Proxy) deliver(j job) outcome {
 
 	switch {
 	case status >= 200 && status < 300:
+		// Metrics before the row changes, here and below: whoever sees the
+		// outbox change sees the counters too.
+		p.m.success.WithLabelValues(PlatformWebPush, typeLabel(j.Type), "").Inc()
+		p.observe(j)
 		if err := p.remove(j); err != nil {
 			log.Error("sent, but the outbox row stays; it will be sent again", "err", err)
 		}
-		p.m.success.WithLabelValues(PlatformWebPush, typeLabel(j.Type), "").Inc()
-		p.observe(j)
 		log.Debug("push sent", "status", status)
 		return outcome{result: resultSent, status: status}
 	case status == http.StatusNotFound || status == http.StatusGone:
@@ -249,31 +251,31 @@ func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 }
 
 func (p *Proxy) gone(j job, log *slog.Logger, status int, reason string) outcome {
+	p.m.removal.WithLabelValues(PlatformWebPush, "", reason).Inc()
+	p.observe(j)
 	ctx, cancel := dbContext()
 	defer cancel()
 	if err := p.deleteRegistration(ctx, j.Reg.ID); err != nil && !errors.Is(err, errNotFound) {
 		log.Error("cannot delete the dead registration", "err", err)
 	}
-	p.m.removal.WithLabelValues(PlatformWebPush, "", reason).Inc()
-	p.observe(j)
 	log.Info("subscription is gone; registration removed", "status", status, "reason", reason)
 	return outcome{result: resultGone, status: status}
 }
 
 func (p *Proxy) reject(j job, log *slog.Logger, status int, reason, msg string) outcome {
+	p.failed(j, reason)
 	if err := p.remove(j); err != nil {
 		log.Error("cannot drop the refused notification", "err", err)
 	}
-	p.failed(j, reason)
 	return outcome{result: resultRejected, status: status, reason: msg}
 }
 
 func (p *Proxy) expire(j job, log *slog.Logger, status int) outcome {
+	p.m.expired.Inc()
+	p.failed(j, "expired")
 	if err := p.remove(j); err != nil {
 		log.Error("cannot drop the expired notification", "err", err)
 	}
-	p.m.expired.Inc()
-	p.failed(j, "expired")
 	log.Warn("notification expired undelivered", "attempts", j.Attempts, "age", p.now().Sub(j.CreatedAt).Round(time.Second).String())
 	return outcome{result: resultExpired, status: status}
 }

@@ -124,10 +124,10 @@ func (p *Proxy) acceptWebPush(ctx context.Context, n *PushNotification) PushResp
 		j.Payload = payload
 	}
 
-	inline := p.firstWait >= 0 && p.startDelivery()
+	inline := p.firstWait >= 0 && p.startDelivery(true)
 	if err := p.insert(ctx, &j, inline); err != nil {
 		if inline {
-			p.endDelivery(false)
+			p.endDelivery(true, false)
 		}
 		if errors.Is(err, errNotFound) {
 			return remove("unknown_registration")
@@ -145,7 +145,7 @@ func (p *Proxy) acceptWebPush(ctx context.Context, n *PushNotification) PushResp
 	// proxy's, bounded by SendTimeout, not the request's.
 	done := make(chan outcome, 1)
 	go func() {
-		defer p.endDelivery(true)
+		defer p.endDelivery(true, false)
 		done <- p.deliver(j)
 	}()
 	timer := time.NewTimer(p.firstWait)

@@ -112,8 +112,10 @@ type Options struct {
 	Version, Hash string
 	// Now is the clock deciding due times, leases and expiry [time.Now].
 	Now func() time.Time
-	// Workers is the number of deliveries under way at once, the
-	// synchronous first attempts included [8].
+	// Workers is the number of deliveries the outbox workers make at
+	// once; as many of send_push's synchronous first attempts may run
+	// besides (when all are busy, send_push answers OK at once and leaves
+	// the notification to the workers) [8].
 	Workers int
 	// PollInterval is how often idle workers look for due rows that other
 	// proxies queued or that fell due [1s].
@@ -170,7 +172,8 @@ type Proxy struct {
 	workers      int
 	maxDepth     int64
 
-	slots chan struct{} // one token per delivery under way
+	slots  chan struct{} // one token per worker delivery under way
+	inline chan struct{} // one token per synchronous first attempt under way
 	wake  chan struct{} // nudges the poller; capacity 1
 	quit  chan struct{} // closed by Stop: start nothing new
 	abort chan struct{} // closed when Stop's context ends: cancel attempts
@@ -292,6 +295,7 @@ func New(o Options) (*Proxy, error) {
 		workers:      workers,
 		maxDepth:     int64(maxDepth),
 		slots:        make(chan struct{}, workers),
+		inline:       make(chan struct{}, workers),
 		wake:         make(chan struct{}, 1),
 		quit:         make(chan struct{}),
 		abort:        make(chan struct{}),
@@ -439,16 +443,23 @@ func (p *Proxy) Ready(ctx context.Context) error {
 // VAPIDPublicKey is the key browsers subscribe with (applicationServerKey).
 func (p *Proxy) VAPIDPublicKey() string { return p.keys.PublicKey }
 
-// startDelivery takes a delivery slot, unless all are busy or the proxy is
-// stopping. The caller must call endDelivery when the delivery is over.
-func (p *Proxy) startDelivery() bool {
+// startDelivery takes one of the workers' delivery slots, unless all are
+// busy or the proxy is stopping; inline takes one of the synchronous
+// first attempts' instead. Separate pools keep a poller holding its
+// slots during a claim from turning send_push's first attempt away. The
+// caller must call endDelivery with the same inline when it is over.
+func (p *Proxy) startDelivery(inline bool) bool {
+	slots := p.slots
+	if inline {
+		slots = p.inline
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopping {
 		return false
 	}
 	select {
-	case p.slots <- struct{}{}:
+	case slots <- struct{}{}:
 		p.wg.Add(1) // under mu, so never after Stop began waiting
 		return true
 	default:
@@ -456,11 +467,17 @@ func (p *Proxy) startDelivery() bool {
 	}
 }
 
-// endDelivery returns a slot; nudge wakes the poller to use it.
-func (p *Proxy) endDelivery(nudge bool) {
-	<-p.slots
+// endDelivery returns a slot. A worker's slot wakes the poller to use it,
+// unless nudge is false (a slot the poller took but found no work for:
+// waking would make an idle poller spin).
+func (p *Proxy) endDelivery(inline, nudge bool) {
+	if inline {
+		<-p.inline
+	} else {
+		<-p.slots
+	}
 	p.wg.Done()
-	if nudge {
+	if nudge && !inline {
 		p.kick()
 	}
 }
@@ -481,7 +498,7 @@ func (p *Proxy) poll() {
 	for {
 		p.beat.Store(time.Now().UnixNano())
 		n := 0
-		for n < p.workers && p.startDelivery() {
+		for n < p.workers && p.startDelivery(false) {
 			n++
 		}
 		claimed := 0
@@ -494,13 +511,13 @@ func (p *Proxy) poll() {
 			}
 			for _, j := range jobs {
 				go func() {
-					defer p.endDelivery(true)
+					defer p.endDelivery(false, true)
 					p.deliver(j)
 				}()
 			}
 			claimed = len(jobs)
 			for range n - claimed {
-				p.endDelivery(false) // unused; no nudge, or an idle poller would spin
+				p.endDelivery(false, false)
 			}
 		}
 		if n > 0 && claimed == n {
