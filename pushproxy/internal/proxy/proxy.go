@@ -174,9 +174,9 @@ type Proxy struct {
 
 	slots  chan struct{} // one token per worker delivery under way
 	inline chan struct{} // one token per synchronous first attempt under way
-	wake  chan struct{} // nudges the poller; capacity 1
-	quit  chan struct{} // closed by Stop: start nothing new
-	abort chan struct{} // closed when Stop's context ends: cancel attempts
+	wake   chan struct{} // nudges the poller; capacity 1
+	quit   chan struct{} // closed by Stop: start nothing new
+	abort  chan struct{} // closed when Stop's context ends: cancel attempts
 
 	mu       sync.Mutex // guards the fields below
 	started  bool
