@@ -39,6 +39,7 @@ func TestTwoProcesses(t *testing.T) {
 	require.Equal(t, id, n.version)
 	require.Equal(t, []byte("through b"), n.data)
 	d.ack(n, 100)
+	d.ping() // the ack is done
 
 	// A TTL 0 message travels in the notification itself.
 	id = pushOK(t, viaB, []byte("now or never"), pushHeaders("TTL", "0"))

@@ -88,9 +88,10 @@ func (h *hub) wake(uaid string) {
 }
 
 // deliver hands a ready frame (a TTL 0 notification) to the device's
-// socket, if it is here. A socket that cannot take it is closed.
-func (h *hub) deliver(uaid string, frame []byte) {
-	if c := h.get(uaid); c != nil && c.send(frame) {
+// socket of generation gen, if it is here. A socket that cannot take it
+// is closed.
+func (h *hub) deliver(uaid string, gen int64, frame []byte) {
+	if c := h.get(uaid); c != nil && c.gen == gen && c.send(frame) {
 		h.m.delivered.Inc()
 	}
 }

@@ -128,9 +128,10 @@ func (s *Service) dispatch(payload string) {
 			s.hub.kick(uaid, gen)
 		}
 	case "d":
-		uaid, frame, _ := strings.Cut(rest, " ")
-		if validUAID(uaid) && frame != "" {
-			s.hub.deliver(uaid, []byte(frame))
+		uaid, rest, _ := strings.Cut(rest, " ")
+		g, frame, _ := strings.Cut(rest, " ")
+		if gen, err := strconv.ParseInt(g, 10, 64); err == nil && validUAID(uaid) && frame != "" {
+			s.hub.deliver(uaid, gen, []byte(frame))
 		}
 	default:
 		s.log.Debug("push service ignored a notification", "kind", truncate(kind, 8))

@@ -246,7 +246,7 @@ func (s *Service) postPush(w http.ResponseWriter, r *http.Request) error {
 	if m.ttl == 0 {
 		frame = encodeNotification(sub.channelID, m.id, body)
 	}
-	where, err := s.acceptMessage(r.Context(), m, frame)
+	where, gen, err := s.acceptMessage(r.Context(), m, frame)
 	switch {
 	case errors.Is(err, errGone):
 		return bad(http.StatusGone, errnoGone, "the subscription was removed")
@@ -257,7 +257,7 @@ func (s *Service) postPush(w http.ResponseWriter, r *http.Request) error {
 	}
 	if where == placedLocal {
 		if m.ttl == 0 {
-			s.hub.deliver(sub.uaid, frame)
+			s.hub.deliver(sub.uaid, gen, frame)
 		} else {
 			s.hub.wake(sub.uaid)
 		}

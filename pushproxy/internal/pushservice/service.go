@@ -187,10 +187,10 @@ func (o Options) withDefaults() Options {
 func (o Options) validate() error {
 	var errs []error
 	if o.Pool == nil {
-		errs = append(errs, errors.New("Pool is required"))
+		errs = append(errs, errors.New("missing Pool"))
 	}
 	if o.PublicURL == nil {
-		errs = append(errs, errors.New("PublicURL is required"))
+		errs = append(errs, errors.New("missing PublicURL"))
 	} else if _, err := originOf(o.PublicURL); err != nil {
 		errs = append(errs, fmt.Errorf("PublicURL: %w", err))
 	} else if o.PublicURL.RawQuery != "" || o.PublicURL.Fragment != "" || o.PublicURL.User != nil {
@@ -317,17 +317,20 @@ func (s *Service) Handler() http.Handler { return s.handler }
 // re-scan and sweeper loops. Start's ctx bounds only that first attempt;
 // the loops run until Stop.
 func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return errors.New("pushservice: start: already stopped")
-	}
-	if s.started {
-		return errors.New("pushservice: start: already started")
-	}
+	// Connect before taking the lock: sockets being accepted meanwhile
+	// need it.
 	conn, err := s.connectListener(ctx)
 	if err != nil {
-		return fmt.Errorf("pushservice: start: %w", err)
+		return fmt.Errorf("pushservice: start: listen: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.started {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		if s.stopped {
+			return errors.New("pushservice: start: already stopped")
+		}
+		return errors.New("pushservice: start: already started")
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel

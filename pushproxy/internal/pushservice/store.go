@@ -16,7 +16,8 @@ import (
 //
 //	w <uaid>          new messages for the device: wake its socket
 //	k <uaid> <gen>    the device said hello again (conn_gen gen): close older sockets
-//	d <uaid> <frame>  deliver this TTL 0 notification frame now, or never
+//	d <uaid> <gen> <frame>  deliver this TTL 0 notification frame to the
+//	                  socket of generation gen, now or never
 //
 // Every process receives every payload and acts only for the sockets it
 // holds.
@@ -77,14 +78,14 @@ const (
 	placedRemote                   // another process holds it and was notified
 )
 
-// acceptMessage stores m in the mailbox (or, with TTL 0, hands it to the
-// device's socket if it has one) and notifies the process holding the
-// device's socket. The device row is locked first: that orders the
+// acceptMessage stores m in the mailbox (or, with TTL 0, hands frame to
+// the device's socket if it has one) and notifies the process holding the
+// device's socket. It returns where the socket is and its generation. The device row is locked first: that orders the
 // device's messages by commit, so seq never goes backwards for a reader,
 // and serialises this with unregister and the mailbox caps.
-func (s *Service) acceptMessage(ctx context.Context, m inbound, frame []byte) (placement, error) {
+func (s *Service) acceptMessage(ctx context.Context, m inbound, frame []byte) (placement, int64, error) {
 	const (
-		lockDevice = `SELECT node FROM ps_devices WHERE uaid = $1 FOR UPDATE`
+		lockDevice = `SELECT node, conn_gen FROM ps_devices WHERE uaid = $1 FOR UPDATE`
 		liveSub    = `SELECT removed_at IS NOT NULL FROM ps_subscriptions WHERE cap = $1`
 		dropOld    = `DELETE FROM ps_messages WHERE cap = $1 AND (expires_at <= $2 OR topic = $3)`
 		usage      = `SELECT count(*), coalesce(sum(octet_length(body)), 0) FROM ps_messages WHERE cap = $1`
@@ -93,9 +94,10 @@ func (s *Service) acceptMessage(ctx context.Context, m inbound, frame []byte) (p
 		notify = `SELECT pg_notify($1, $2)`
 	)
 	var where placement
+	var gen int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var node *string
-		if err := tx.QueryRow(ctx, lockDevice, m.sub.uaid).Scan(&node); err != nil {
+		if err := tx.QueryRow(ctx, lockDevice, m.sub.uaid).Scan(&node, &gen); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errGone // the device was forgotten meanwhile
 			}
@@ -122,9 +124,13 @@ func (s *Service) acceptMessage(ctx context.Context, m inbound, frame []byte) (p
 
 		if m.ttl == 0 {
 			// Now or never: nothing is stored. A remote socket gets the
-			// frame itself through the notification.
+			// frame itself through the notification (a 4096-byte body
+			// makes a payload of about 5.7 KB, under Postgres' 8000).
+			// It names the socket's generation, so that a later socket
+			// of the device does not get it as a stale delivery.
 			if where == placedRemote {
-				_, err := tx.Exec(ctx, notify, notifyChannel, "d "+m.sub.uaid+" "+string(frame))
+				payload := "d " + m.sub.uaid + " " + strconv.FormatInt(gen, 10) + " " + string(frame)
+				_, err := tx.Exec(ctx, notify, notifyChannel, payload)
 				return err
 			}
 			return nil
@@ -156,11 +162,11 @@ func (s *Service) acceptMessage(ctx context.Context, m inbound, frame []byte) (p
 	})
 	if err != nil {
 		if errors.Is(err, errGone) || errors.Is(err, errMailboxFull) {
-			return 0, err
+			return 0, 0, err
 		}
-		return 0, fmt.Errorf("pushservice: accept message: %w", err)
+		return 0, 0, fmt.Errorf("pushservice: accept message: %w", err)
 	}
-	return where, nil
+	return where, gen, nil
 }
 
 // cancelMessage deletes a pending message (DELETE /m/{id}).

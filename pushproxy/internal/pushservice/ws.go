@@ -179,6 +179,9 @@ func (s *Service) readLoop(ctx context.Context, c *conn, startDelivery func()) {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			s.logReadError(c, err)
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.end(websocket.CloseMessageTooBig, "frame too large")
+			}
 			return
 		}
 		if attached {
@@ -455,7 +458,9 @@ loop:
 	}
 	if c.killCode != 0 {
 		msg := websocket.FormatCloseMessage(c.killCode, c.killText)
-		if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
+		// ErrCloseSent: gorilla sent one itself (a frame over the read
+		// limit).
+		if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)); err == nil || errors.Is(err, websocket.ErrCloseSent) {
 			t := time.NewTimer(closeGrace)
 			select {
 			case <-c.readerDone:

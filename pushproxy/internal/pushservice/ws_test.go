@@ -228,8 +228,6 @@ func TestSupersede(t *testing.T) {
 	n := d2.next()
 	require.Equal(t, id, n.version)
 	require.EqualValues(t, 1, metric(t, e.reg, "pushproxy_ps_devices_connected", nil))
-	// The old socket's end does not mark the device offline.
-	require.Equal(t, 1, count(t, e.pool, `SELECT count(*) FROM ps_devices WHERE uaid = $1 AND node IS NOT NULL`, uaid))
 }
 
 // TestStopClosesSockets checks that Stop closes device sockets with 1001
