@@ -3,10 +3,12 @@ package pushservice_test
 import (
 	"context"
 	"encoding/base64"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/garrison-chat/garrison/internal/pgtest"
@@ -171,4 +173,34 @@ func TestLogsRedact(t *testing.T) {
 	} {
 		require.NotContains(t, logs, secret, "the %s is logged in full", name)
 	}
+}
+
+// TestMountedBesideOtherRoutes serves the Handler from a parent chi router
+// next to routes of its own, as the proxy's listener does.
+func TestMountedBesideOtherRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnvWrapped(t, pgtest.New(t), noLimits, func(h http.Handler) http.Handler {
+		parent := chi.NewRouter()
+		parent.Get("/version", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"version":"x"}`)) })
+		parent.Handle("/push/*", h)
+		parent.Handle("/m/*", h)
+		parent.Handle("/ws", h)
+		return parent
+	})
+
+	d := dial(t, e.base)
+	d.hello("")
+	ep := d.register("m1", "")
+	id := pushOK(t, ep, []byte("through the parent"), nil)
+	n := d.next()
+	require.Equal(t, id, n.version)
+	require.Equal(t, http.StatusGone, func() int {
+		d.send(map[string]any{"messageType": "unregister", "channelID": "m1"})
+		require.EqualValues(t, 200, d.recv()["status"])
+		return push(t, ep, body(1, 'a'), nil).StatusCode
+	}())
+	resp, err := e.srv.Client().Get(e.base + "/version")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }

@@ -96,6 +96,13 @@ func newEnv(t *testing.T, mod func(*pushservice.Options)) *env {
 // own, as a separate proxy process would have.
 func newEnvDSN(t *testing.T, dsn string, mod func(*pushservice.Options)) *env {
 	t.Helper()
+	return newEnvWrapped(t, dsn, mod, nil)
+}
+
+// newEnvWrapped is newEnvDSN with the server's handler built by wrap
+// around the Service's (nil: the Service's itself).
+func newEnvWrapped(t *testing.T, dsn string, mod func(*pushservice.Options), wrap func(http.Handler) http.Handler) *env {
+	t.Helper()
 	pool, err := pgxpool.New(t.Context(), dsn)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
@@ -119,6 +126,9 @@ func newEnvDSN(t *testing.T, dsn string, mod func(*pushservice.Options)) *env {
 	svc, err := pushservice.New(opts)
 	require.NoError(t, err)
 	srv.Config.Handler = svc.Handler()
+	if wrap != nil {
+		srv.Config.Handler = wrap(svc.Handler())
+	}
 	srv.Start()
 	require.NoError(t, svc.Start(t.Context()))
 	e := &env{t: t, svc: svc, srv: srv, pool: pool, reg: reg, base: base, logs: logs}

@@ -127,7 +127,7 @@ func (s *Service) serveWS(w http.ResponseWriter, r *http.Request) error {
 	s.hub.track(c)
 	defer s.hub.untrack(c)
 
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {
 		select {
