@@ -665,3 +665,27 @@ func verifyVAPID(t *testing.T, header, publicKey string) vapidClaims {
 	require.Greater(t, c.Exp, time.Now().Unix())
 	return c
 }
+
+// TestLogsRedact: logs name notifications by ack_id and never carry
+// content, whole registration ids or endpoints.
+func TestLogsRedact(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	e := newEnv(t, func(o *Options) {
+		o.ContentPolicy = ContentFull
+		o.Logger = slogTo(logs)
+	})
+	_, endpoint, rid := e.register(t)
+	for _, status := range []int{500, 403, 201, 410} {
+		e.ps.answer(status, nil)
+		_, body := e.send(t, e.h, message(rid, fmt.Sprintf("ack-%d", status)))
+		require.NotEmpty(t, body)
+	}
+	out := logs.String()
+	require.Contains(t, out, `"ack_id":"ack-403"`)
+	require.Contains(t, out, `"registration":"`+rid[:8]+`…"`)
+	require.Contains(t, out, "check the VAPID keys")
+	for _, secret := range []string{rid, endpoint, strings.TrimPrefix(endpoint, e.ps.srv.URL), "launch code", "Alice", "Secret Plans", e.keys.PrivateKey} {
+		require.NotContains(t, out, secret)
+	}
+}

@@ -117,10 +117,18 @@ func buildPayload(n *PushNotification, policy ContentPolicy) ([]byte, error) {
 		}
 	}
 
-	// Shrink the free-text fields, longest-lived first, until it fits.
-	// Each cut removes at least as many JSON bytes as it removes raw bytes,
-	// so one cut per field is enough.
-	shrink := []*string{&p.Message, &p.OverrideIconURL, &p.SenderName, &p.OverrideUsername, &p.ChannelName}
+	// Over the limit, cut the message (on a rune boundary), then drop the
+	// icon URL (a cut URL is useless), then cut the names. Each cut
+	// removes at least as many JSON bytes as raw bytes, so one cut per
+	// field is enough.
+	cut := func(f *string) func(over int) {
+		return func(over int) { *f = truncate(*f, max(len(*f)-over, 0)) }
+	}
+	shrink := []func(over int){
+		cut(&p.Message),
+		func(int) { p.OverrideIconURL = "" },
+		cut(&p.SenderName), cut(&p.OverrideUsername), cut(&p.ChannelName),
+	}
 	for i := 0; ; i++ {
 		b, err := marshalCompact(&p)
 		if err != nil {
@@ -133,8 +141,7 @@ func buildPayload(n *PushNotification, policy ContentPolicy) ([]byte, error) {
 		if i == len(shrink) {
 			return nil, fmt.Errorf("%w: the notification is %d bytes over the Web Push limit of %d without any text", errPayload, over, maxPayload)
 		}
-		f := shrink[i]
-		*f = truncate(*f, max(len(*f)-over, 0))
+		shrink[i](over)
 	}
 }
 
