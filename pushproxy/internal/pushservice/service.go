@@ -22,11 +22,33 @@
 // its messages deleted; Firefox then gets a new uaid at its next hello and
 // its sites resubscribe (pushsubscriptionchange). Tombstones are deleted
 // after Options.TombstoneRetention (365 days), after which the endpoint
-// answers 404, which senders treat the same way.
+// answers 404, which senders treat the same way. A device with no live
+// subscription is forgotten as soon as its socket closes (Firefox sends
+// its uaid only while it has subscriptions), so anonymous sockets leave
+// nothing behind.
 //
 // Rate limits are kept in memory, per process: behind a load balancer that
 // spreads one sender over N proxies, the effective limit is up to N times
 // the configured one.
+//
+// Protocol decisions where Firefox's protocol leaves a choice:
+//   - ack deletes the message whatever its code (100 delivered, 101
+//     decryption failed, 102 not delivered): all are final for the client;
+//   - nack (the service worker failed: 301, 302, 303) also deletes it: the
+//     client will not retry, and a replay at every reconnect would only fail
+//     again;
+//   - a hello with an unknown uaid gets a new one (Firefox then drops its
+//     subscriptions and its sites resubscribe);
+//   - close code 4774 ("do not reconnect automatically") is sent only to a
+//     socket superseded by a newer hello of the same uaid, so two copies of
+//     one profile cannot take the device from each other forever; shutdown
+//     closes with 1001 and overload refuses the upgrade with 503, both of
+//     which Firefox retries with backoff;
+//   - re-registering a channel with another applicationServerKey is refused
+//     with status 409, past MaxSubscriptionsPerDevice with 429.
+//
+// If PublicURL has a path, the reverse proxy in front must strip it: the
+// routes are served at the root.
 package pushservice
 
 import (
@@ -308,8 +330,9 @@ func New(opts Options) (*Service, error) {
 }
 
 // Handler returns the service's routes: POST and GET /push/{cap},
-// DELETE /m/{id} and GET /ws. The caller mounts it at the root of its
-// listener.
+// DELETE /m/{id} and GET /ws. The caller serves it at the root of its
+// listener, beside its own routes; with chi, Handle("/push/*", h),
+// Handle("/m/*", h) and Handle("/ws", h).
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Start opens the LISTEN connection (returning its error if the first
