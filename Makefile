@@ -17,6 +17,7 @@ all: build
 ## build: compile the binaries into bin/
 build:
 	go build $(GOFLAGS_BUILD) -o bin/garrison ./server/cmd/garrison
+	go build $(GOFLAGS_BUILD) -o bin/garrison-pushproxy ./pushproxy/cmd/garrison-pushproxy
 	go build $(GOFLAGS_BUILD) -o bin/garrison-load ./test/load
 
 ## run: an all-in-one Garrison on http://127.0.0.1:8065 with a throwaway Postgres in $(RUN_DIR)
@@ -38,8 +39,12 @@ ensure-postgres:
 ## test: every test, with the race detector (CI=true turns missing prerequisites into failures)
 test: test-unit test-compat
 
-test-unit:
-	go test -race -count=1 ./...
+# The end-to-end packages (test/e2e, test/push, the push conformance run in
+# server/internal/push) run make build's binaries instead of building their own.
+BIN_ENV := GARRISON_BIN=$(CURDIR)/bin/garrison GARRISON_PUSHPROXY_BIN=$(CURDIR)/bin/garrison-pushproxy
+
+test-unit: build
+	$(BIN_ENV) go test -race -count=1 ./...
 
 ## test-compat: the official Mattermost Go driver against a running garrison
 test-compat:
@@ -50,6 +55,11 @@ test-compat:
 .PHONY: test-e2e
 test-e2e: build
 	GARRISON_BIN=$(CURDIR)/bin/garrison go test -race -count=1 -v ./test/e2e/
+
+## test-push: push end to end alone: garrison, garrison-pushproxy and a headless firefox-esr
+.PHONY: test-push
+test-push: build
+	$(BIN_ENV) go test -race -count=1 -v ./test/push/ ./pushproxy/... ./server/internal/push/...
 
 ## test-short: the fast subset for local iteration
 test-short:
