@@ -97,8 +97,12 @@ func (p *Proxy) acceptWebPush(ctx context.Context, n *PushNotification) PushResp
 		return remove("registration_expired")
 	}
 	if reg.VAPIDKey != p.keys.PublicKey {
-		log.Warn("registration was made with another VAPID key; its push service may refuse it",
-			"registration_vapid_key", redact(reg.VAPIDKey), "vapid_key", redact(p.keys.PublicKey))
+		// Every proxy of a site must share one key pair; a browser's
+		// subscription is bound to the key it subscribed with.
+		p.logKeyMismatch.Do(func() {
+			log.Warn("registration was made with another VAPID key; its push service may refuse it (logged at most every 10 s)",
+				"registration_vapid_key", redact(reg.VAPIDKey), "vapid_key", redact(p.keys.PublicKey))
+		})
 	}
 
 	payload, err := buildPayload(n, p.policy)

@@ -100,8 +100,16 @@ type Options struct {
 	// never wait, every notification goes to the workers.
 	FirstAttemptWait time.Duration
 	// AllowedPushHosts are the hosts a subscription endpoint may point to
-	// (the SSRF guard): "host", "host:port", an IP, or "[v6]:port"; see
-	// parseHostRules for the matching rules. Required.
+	// (the SSRF guard); registrations elsewhere are refused naming the
+	// host. An entry is a host name or an IP address ([brackets] optional
+	// for IPv6), optionally with ":port". Names match exactly and
+	// case-insensitively (a trailing dot ignored; no wildcards; a name
+	// does not match the addresses it resolves to). Without a port every
+	// port of the host is allowed; with one only that port, an endpoint
+	// without a port having its scheme's (80 for http, 443 for https).
+	// Endpoints may be http or https: the payload is end-to-end encrypted
+	// either way and the on-premise push service is often the proxy's own
+	// http PublicURL. Required.
 	AllowedPushHosts []string
 	// HTTPClient sends to push services [an http.Client with SendTimeout
 	// and no environment proxy]. It should route the proxy's own push
@@ -188,7 +196,7 @@ type Proxy struct {
 	depth     atomic.Int64 // outbox rows at the last stats refresh
 
 	// Logs a flood could repeat are written at most every 10 s.
-	logThrottled, logUnauthorized rate.Sometimes
+	logThrottled, logUnauthorized, logKeyMismatch, logClaim rate.Sometimes
 }
 
 // New checks o as a whole (reporting every bad field at once) and builds
@@ -302,6 +310,8 @@ func New(o Options) (*Proxy, error) {
 
 		logThrottled:    rate.Sometimes{Interval: 10 * time.Second},
 		logUnauthorized: rate.Sometimes{Interval: 10 * time.Second},
+		logKeyMismatch:  rate.Sometimes{Interval: 10 * time.Second},
+		logClaim:        rate.Sometimes{Interval: 10 * time.Second},
 	}
 	return p, nil
 }
@@ -357,8 +367,8 @@ func defaultInstanceID() string {
 }
 
 // Start runs the outbox workers: a poller claiming due rows and a loop
-// refreshing the outbox gauges. They run until Stop.
-func (p *Proxy) Start(ctx context.Context) error {
+// refreshing the outbox gauges. They run until Stop, not until ctx ends.
+func (p *Proxy) Start(_ context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -369,9 +379,6 @@ func (p *Proxy) Start(ctx context.Context) error {
 	}
 	p.started = true
 	p.beat.Store(time.Now().UnixNano())
-	if err := p.refreshStats(ctx); err != nil {
-		p.log.Warn("outbox stats", "err", err)
-	}
 	p.wg.Add(2)
 	go p.poll()
 	go p.statsLoop()
@@ -507,7 +514,9 @@ func (p *Proxy) poll() {
 			jobs, err := p.claim(ctx, n)
 			cancel()
 			if err != nil {
-				p.log.Error("outbox claim failed; retrying", "err", err)
+				p.logClaim.Do(func() {
+					p.log.Error("outbox claim failed; retrying (logged at most every 10 s)", "err", err)
+				})
 			}
 			for _, j := range jobs {
 				go func() {
@@ -538,15 +547,18 @@ func (p *Proxy) poll() {
 	}
 }
 
+// statsLoop refreshes the outbox gauges now and every statsInterval.
 func (p *Proxy) statsLoop() {
 	defer p.wg.Done()
 	t := time.NewTicker(statsInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-p.quit:
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-p.quit:
+				return
+			case <-t.C:
+			}
 		}
 		ctx, cancel := dbContext()
 		if err := p.refreshStats(ctx); err != nil {
