@@ -47,8 +47,8 @@ test-unit: build
 	$(BIN_ENV) go test -race -count=1 ./...
 
 ## test-compat: the official Mattermost Go driver against a running garrison
-test-compat:
-	cd test/compat && go test -race -count=1 ./...
+test-compat: build
+	cd test/compat && $(BIN_ENV) go test -race -count=1 ./...
 
 ## test-e2e: the cluster scenarios alone, on the multi-node testbed with make build's garrison
 ## (root, iproute2, iptables, postgresql-15, nginx; figures in the log, and in $E2E_REPORT_DIR if set)

@@ -65,6 +65,11 @@ func runMain(m *testing.M) int {
 
 	code := m.Run()
 
+	if err := stopPushProxy(); err != nil {
+		fmt.Fprintf(os.Stderr, "compat: %v\n", err)
+		code = max(code, 1)
+	}
+
 	if err := h.stop(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "compat: %v\n", err)
 		code = max(code, 1)
