@@ -256,7 +256,9 @@ func (a *API) renderError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Err != nil {
 		attrs = append(attrs, "err", ae.Err.Error())
 	}
-	if out.StatusCode >= 500 {
+	// 501 says a feature is off or absent (push notifications when no
+	// proxy is configured): a client probing for it is no failure.
+	if out.StatusCode >= 500 && out.StatusCode != http.StatusNotImplemented {
 		a.log.Error("request failed", attrs...)
 	} else {
 		a.log.Debug("request refused", attrs...)
