@@ -210,6 +210,10 @@ func TestFirefoxReceivesDirectMessage(t *testing.T) {
 	waitFor(t, pushWithin, "the mailbox empties once Firefox acknowledges", func() (bool, error) {
 		return countRows(t, db, "ps_messages") == 0, nil
 	})
+
+	// Both daemons shut down cleanly with a browser still connected.
+	s.garrison.stop(t)
+	s.proxy.stop(t)
 }
 
 // TestFirefoxConfiguredByPolicy configures push only through an

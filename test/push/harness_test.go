@@ -2,7 +2,6 @@ package push
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -238,16 +237,6 @@ func (p *process) stop(t *testing.T) {
 		t.Fatalf("%s did not exit within %s of SIGTERM", p.name, stopTimeout)
 	}
 	require.NoError(t, p.waitErr, "%s did not shut down cleanly", p.name)
-}
-
-// kill ends the process with SIGKILL, as a power cut or the OOM killer would.
-func (p *process) kill(t *testing.T) {
-	t.Helper()
-	require.True(t, p.running(), "%s is not running", p.name)
-	require.NoError(t, p.cmd.Process.Kill())
-	<-p.exited
-	var ee *exec.ExitError
-	require.True(t, errors.As(p.waitErr, &ee), "%s: %v", p.name, p.waitErr)
 }
 
 // waitFor polls cond until it holds or the deadline passes.
