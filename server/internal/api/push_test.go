@@ -424,6 +424,34 @@ func TestWebPushRoutes(t *testing.T) {
 	e.ts.anon().requireAppError("GET", "/notifications/webpush", nil, http.StatusUnauthorized, "api.context.session_expired.app_error")
 }
 
+// TestWebPushSharedBrowser: two users take turns on one browser, which
+// has one push subscription for the site. The registration follows the
+// session that registered it last: the earlier user's pushes stop going
+// to the browser, and their logout does not drop the later user's
+// registration.
+func TestWebPushSharedBrowser(t *testing.T) {
+	t.Parallel()
+	e := newPushEnv(t, 0)
+	alice, bob, sender := e.member(), e.member(), e.member()
+	browser := "https://push.site.example/push/shared-browser"
+
+	alice.mustDo("POST", "/notifications/webpush", pushtest.Subscription(t, browser), http.StatusOK, nil)
+	rid := strings.TrimPrefix(sessionDevice(t, alice), "webpush:")
+	bob.mustDo("POST", "/notifications/webpush", pushtest.Subscription(t, browser), http.StatusOK, nil)
+	require.Equal(t, "webpush:"+rid, sessionDevice(t, bob), "one browser, one registration")
+	require.Empty(t, sessionDevice(t, alice), "alice's session no longer owns the browser's registration")
+
+	sender.post(e.dm(sender, alice).ID, "for alice only")
+	sender.post(e.dm(sender, bob).ID, "for bob")
+	e.flush(t)
+	got := e.sentTo(rid)
+	require.Len(t, got, 1, "only bob's DM reaches the browser")
+
+	alice.mustDo("POST", "/users/logout", nil, http.StatusOK, nil)
+	e.flush(t)
+	require.True(t, e.fake.Registered(rid), "alice's logout keeps bob's registration")
+}
+
 func TestWebPushProxyFailures(t *testing.T) {
 	t.Parallel()
 	e := newPushEnv(t, 0)

@@ -94,7 +94,7 @@ func (a *App) AttachDevice(ctx context.Context, s *model.Session, deviceID strin
 // ends the user's other sessions on that device and drops a browser
 // registration the session had before.
 func (a *App) attachDevice(ctx context.Context, where string, s *model.Session, deviceID string, expiresAt int64) *model.AppError {
-	prev, revoked, err := a.store.AttachDeviceID(ctx, s.ID, s.UserID, deviceID, expiresAt)
+	prev, revoked, detached, err := a.store.AttachDeviceID(ctx, s.ID, s.UserID, deviceID, expiresAt)
 	if errors.Is(err, postgres.ErrNotFound) {
 		return model.ErrSessionExpired(where).Detail("session revoked")
 	}
@@ -103,7 +103,9 @@ func (a *App) attachDevice(ctx context.Context, where string, s *model.Session, 
 	}
 	// Every node forgets the user's cached sessions (they hold the old
 	// device and expiry) and ends the revoked ones' sockets.
-	a.invalidate(ctx, invalidation{Users: []string{s.UserID}, Sessions: revoked})
+	// Users whose session on the same browser lost the registration
+	// too.
+	a.invalidate(ctx, invalidation{Users: append([]string{s.UserID}, detached...), Sessions: revoked})
 	if prev != deviceID {
 		a.queueUnregister(prev)
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,7 +18,14 @@ import (
 // expiresAt > 0 also sets the session's expiry. It returns the device id
 // the session had before and the ids of the revoked sessions;
 // ErrNotFound when the session no longer exists.
-func (s *Store) AttachDeviceID(ctx context.Context, sessionID, userID, deviceID string, expiresAt int64) (previous string, revoked []string, err error) {
+//
+// A browser's Web Push registration ("webpush:<id>") belongs to the
+// browser, not to a user: when another user's session on the same
+// browser registers it, the earlier session must stop receiving (its
+// pushes would reach whoever uses the browser now) and must not drop the
+// registration at its logout. So the device id is also taken off every
+// other session, of any user; detached lists those sessions' users.
+func (s *Store) AttachDeviceID(ctx context.Context, sessionID, userID, deviceID string, expiresAt int64) (previous string, revoked, detached []string, err error) {
 	err = s.InTx(ctx, func(tx pgx.Tx) error {
 		// The user first, then sessions: CreateSession's lock order.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR SHARE`, userID); err != nil {
@@ -37,16 +45,30 @@ func (s *Store) AttachDeviceID(ctx context.Context, sessionID, userID, deviceID 
 				return err
 			}
 		}
+		if strings.HasPrefix(deviceID, webPushDevicePrefix) {
+			rows, err := tx.Query(ctx, `UPDATE sessions SET device_id = '' WHERE device_id = $1 AND id <> $2 RETURNING user_id`,
+				deviceID, sessionID)
+			if err != nil {
+				return err
+			}
+			if detached, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Exec(ctx, `UPDATE sessions SET device_id = $2,
 			expires_at = CASE WHEN $3::bigint > 0 THEN $3::bigint ELSE expires_at END WHERE id = $1`,
 			sessionID, deviceID, expiresAt)
 		return err
 	})
 	if err != nil {
-		return "", nil, fmt.Errorf("sessions: attach device: %w", mapErr(err))
+		return "", nil, nil, fmt.Errorf("sessions: attach device: %w", mapErr(err))
 	}
-	return previous, revoked, nil
+	return previous, revoked, detached, nil
 }
+
+// webPushDevicePrefix starts the device id of a browser's Web Push
+// registration.
+const webPushDevicePrefix = "webpush:"
 
 // ClearDeviceID removes deviceID from a session if the session still has
 // it, and reports whether it did (a session that attached another device

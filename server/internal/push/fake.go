@@ -230,11 +230,19 @@ func (c fakeClient) Register(ctx context.Context, s Subscription) (string, error
 	if u, _ := url.Parse(s.Endpoint); len(f.allowed) > 0 && !slices.Contains(f.allowed, u.Host) && !slices.Contains(f.allowed, u.Hostname()) {
 		return "", rejected("push host not allowed: " + u.Host)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// As the proxy does: a browser registering its endpoint again (new
+	// keys, or another user on the same browser) keeps its registration.
+	for id, old := range f.regs {
+		if old.Endpoint == s.Endpoint {
+			f.regs[id] = s
+			return id, nil
+		}
+	}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // crypto/rand does not fail
 	id := base64.RawURLEncoding.EncodeToString(b)
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.regs[id] = s
 	return id, nil
 }

@@ -126,6 +126,18 @@ func Run(t *testing.T, factory Factory) {
 		require.NotEqual(t, register(t), register(t))
 	})
 
+	t.Run("ReRegisteringAnEndpointKeepsItsID", func(t *testing.T) {
+		t.Parallel()
+		endpoint := env.Endpoint()
+		first, err := env.Sender.Register(ctx(t), Subscription(t, endpoint))
+		require.NoError(t, err)
+		// The same browser subscribing again (new keys): one registration,
+		// so the server can tell which sessions share a browser.
+		again, err := env.Sender.Register(ctx(t), Subscription(t, endpoint))
+		require.NoError(t, err)
+		require.Equal(t, first, again)
+	})
+
 	t.Run("UnknownRegistrationIsRemoved", func(t *testing.T) {
 		t.Parallel()
 		r, err := env.Sender.Send(ctx(t), message(push.PlatformWebPush, "unknown"+randomID()))
