@@ -36,6 +36,8 @@ const (
 	// proxy throttled.
 	pushAttempts     = 3
 	pushMaxRetryWait = 10 * time.Second
+	// pushSendConcurrency bounds the sends of one job in flight at once.
+	pushSendConcurrency = 8
 	// vapidKeyTTL is how long the proxy's VAPID key is reused.
 	vapidKeyTTL = 5 * time.Minute
 	// pushDropLogInterval spaces the warnings about dropped jobs.
@@ -255,7 +257,13 @@ func (q *PushQueue) run(ctx context.Context, j pushJob) {
 	case jobAck:
 		err = q.sender.Ack(ctx, j.ack)
 	case jobUnregister:
-		err = q.sender.Unregister(ctx, j.registration)
+		// The proxy keeps one registration per browser: another user's
+		// session on the same browser may have registered it again since
+		// this job was queued. Drop it only when no session holds it.
+		var held bool
+		if held, err = q.a.store.DeviceHeld(ctx, push.PlatformWebPush+":"+j.registration); err == nil && !held {
+			err = q.sender.Unregister(ctx, j.registration)
+		}
 	}
 	if err != nil {
 		q.a.log.Warn("push: job failed", "job", j.kind.String(), "user_id", j.userID, "err", err)
@@ -403,36 +411,64 @@ func (a *App) pushToUser(ctx context.Context, userID, skipSession string, n *pus
 // sendToSessions sends a copy of base to each session, with the session's
 // device and a fresh ack id (Mattermost's
 // sendPushNotificationToAllSessions). A device the proxy reports removed
-// is taken off its session.
+// is taken off its session. Up to pushSendConcurrency sends run at once,
+// so one slow device (the proxy waits a few seconds for a first attempt)
+// does not hold up a user's other devices or use up the job's time; the
+// sessions left when the job's time runs out are counted as errors and
+// logged.
 func (a *App) sendToSessions(ctx context.Context, base *push.Notification, sessions []postgres.DeviceSession, skipSession string) {
-	q := a.pushq
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, pushSendConcurrency)
+	skipped := 0
 	for _, s := range sessions {
-		if s.ID == skipSession || ctx.Err() != nil {
+		if s.ID == skipSession {
 			continue
 		}
-		n := *base
-		if !n.SetDevice(s.DeviceID) {
-			a.log.Debug("push: session device id has no platform", "session_id", s.ID)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			skipped++
 			continue
 		}
-		n.AckID, n.ServerID = model.NewID(), a.serverID
-		attrs := []any{"user_id", s.UserID, "session_id", s.ID, "platform", n.Platform,
-			"device", push.Redact(n.DeviceID), "ack_id", n.AckID, "push_type", n.Type}
-		r, err := a.sendPush(ctx, &n)
-		switch {
-		case err != nil:
-			q.errs.Add(1)
-			a.log.Warn("push: send failed", append(attrs, "err", err)...)
-		case r.Status == push.StatusOK:
-			q.ok.Add(1)
-		case r.Status == push.StatusRemove:
-			q.remove.Add(1)
-			a.log.Info("push: device was reported as removed", attrs...)
-			a.removeDevice(ctx, s)
-		default:
-			q.fail.Add(1)
-			a.log.Warn("push: the proxy could not deliver", append(attrs, "err", r.Error)...)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a.sendToSession(ctx, base, s)
+		}()
+	}
+	wg.Wait()
+	if skipped > 0 {
+		a.pushq.errs.Add(uint64(skipped))
+		a.log.Warn("push: the job ran out of time before sending to every device", "push_type", base.Type, "sessions_skipped", skipped)
+	}
+}
+
+// sendToSession sends one session its copy of base.
+func (a *App) sendToSession(ctx context.Context, base *push.Notification, s postgres.DeviceSession) {
+	q := a.pushq
+	n := *base
+	if !n.SetDevice(s.DeviceID) {
+		a.log.Debug("push: session device id has no platform", "session_id", s.ID)
+		return
+	}
+	n.AckID, n.ServerID = model.NewID(), a.serverID
+	attrs := []any{"user_id", s.UserID, "session_id", s.ID, "platform", n.Platform,
+		"device", push.Redact(n.DeviceID), "ack_id", n.AckID, "push_type", n.Type}
+	r, err := a.sendPush(ctx, &n)
+	switch {
+	case err != nil:
+		q.errs.Add(1)
+		a.log.Warn("push: send failed", append(attrs, "err", err)...)
+	case r.Status == push.StatusOK:
+		q.ok.Add(1)
+	case r.Status == push.StatusRemove:
+		q.remove.Add(1)
+		a.log.Info("push: device was reported as removed", attrs...)
+		a.removeDevice(ctx, s)
+	default:
+		q.fail.Add(1)
+		a.log.Warn("push: the proxy could not deliver", append(attrs, "err", r.Error)...)
 	}
 }
 

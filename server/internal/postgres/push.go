@@ -70,6 +70,15 @@ func (s *Store) AttachDeviceID(ctx context.Context, sessionID, userID, deviceID 
 // registration.
 const webPushDevicePrefix = "webpush:"
 
+// DeviceHeld reports whether any session has deviceID.
+func (s *Store) DeviceHeld(ctx context.Context, deviceID string) (bool, error) {
+	var held bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sessions WHERE device_id = $1)`, deviceID).Scan(&held); err != nil {
+		return false, fmt.Errorf("sessions: device held: %w", mapErr(err))
+	}
+	return held, nil
+}
+
 // ClearDeviceID removes deviceID from a session if the session still has
 // it, and reports whether it did (a session that attached another device
 // meanwhile keeps it).
