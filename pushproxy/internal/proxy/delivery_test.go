@@ -527,8 +527,12 @@ func TestReady(t *testing.T) {
 	e.ps.answer(503, nil)
 	require.NoError(t, e.p.refreshStats(t.Context()))
 	require.Equal(t, 90.0, metric(t, e.reg, "pushproxy_outbox_oldest_seconds"))
-	e.p.maxDepth = 0
-	require.ErrorContains(t, e.p.Ready(t.Context()), "the outbox holds 1 notifications, over 0")
+	require.NoError(t, e.p.Ready(t.Context()), "a backlog alone does not make a proxy unready by default")
+	_, body = e.send(t, e.h, message(rid, "b"))
+	require.Equal(t, okBody, body)
+	require.NoError(t, e.p.refreshStats(t.Context()))
+	e.p.maxDepth = 1
+	require.ErrorContains(t, e.p.Ready(t.Context()), "the outbox holds 2 notifications, over 1")
 
 	require.NoError(t, e.p.Stop(t.Context()))
 	require.ErrorContains(t, e.p.Ready(t.Context()), "stopping")

@@ -128,7 +128,11 @@ type Options struct {
 	// PollInterval is how often idle workers look for due rows that other
 	// proxies queued or that fell due [1s].
 	PollInterval time.Duration
-	// MaxOutboxDepth is the outbox size above which Ready fails [10000].
+	// MaxOutboxDepth, when set, is the outbox size above which Ready
+	// fails [0: never]. Off by default: the outbox is shared by every
+	// proxy, so a backlog (say, browsers closed over a weekend) would take
+	// every proxy out of a load balancer at once, and the device sockets
+	// with them; watch pushproxy_outbox_depth instead.
 	MaxOutboxDepth int
 	// InstanceID names this proxy in the lease column and logs [host name,
 	// pid and random bits].
@@ -143,7 +147,7 @@ const (
 	defaultFirstWait      = 5 * time.Second
 	defaultWorkers        = 8
 	defaultPollInterval   = time.Second
-	defaultMaxOutboxDepth = 10000
+	defaultMaxOutboxDepth = 0
 	// leaseSlack is added to SendTimeout to give a claim's holder time
 	// to record the outcome before another proxy may take the row.
 	leaseSlack = 30 * time.Second
@@ -353,7 +357,11 @@ func vapidSubject(s string) (string, error) {
 func defaultClient(timeout time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
-	return &http.Client{Timeout: timeout, Transport: t}
+	// A push endpoint must not redirect (UnifiedPush), and following one
+	// would leave the hosts AllowedPushHosts allows.
+	return &http.Client{Timeout: timeout, Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
 }
 
 func defaultInstanceID() string {
@@ -416,7 +424,7 @@ func (p *Proxy) Stop(ctx context.Context) error {
 
 // Ready reports whether this proxy can take and deliver notifications: the
 // database is reachable and writable, the workers are running, and the
-// outbox is below MaxOutboxDepth. It is meant for /readyz.
+// outbox is below MaxOutboxDepth if one is set. It is meant for /readyz.
 func (p *Proxy) Ready(ctx context.Context) error {
 	var errs []error
 	p.mu.Lock()
@@ -438,7 +446,7 @@ func (p *Proxy) Ready(ctx context.Context) error {
 	} else if standby {
 		errs = append(errs, errors.New("database: connected to a read-only standby"))
 	}
-	if d := p.depth.Load(); d > p.maxDepth {
+	if d := p.depth.Load(); p.maxDepth > 0 && d > p.maxDepth {
 		errs = append(errs, fmt.Errorf("the outbox holds %d notifications, over %d", d, p.maxDepth))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -74,21 +74,23 @@ import (
 const (
 	DefaultMaxTTL                     = 28 * 24 * time.Hour
 	DefaultMaxMessagesPerSubscription = 100
-	DefaultMaxBytesPerSubscription    = 256 << 10
-	DefaultMaxSubscriptionsPerDevice  = 1000
-	DefaultSubscriptionRate           = rate.Limit(2)
-	DefaultSubscriptionBurst          = 60
-	DefaultVAPIDKeyRate               = rate.Limit(300)
-	DefaultVAPIDKeyBurst              = 600
-	DefaultPingInterval               = 45 * time.Second
-	DefaultPongTimeout                = 15 * time.Second
-	DefaultWriteTimeout               = 10 * time.Second
-	DefaultHelloTimeout               = 10 * time.Second
-	DefaultMaxConnections             = 20000
-	DefaultRescanInterval             = time.Minute
-	DefaultSweepInterval              = time.Minute
-	DefaultDeviceIdleTimeout          = 180 * 24 * time.Hour
-	DefaultTombstoneRetention         = 365 * 24 * time.Hour
+	// Web Push senders pad every message to 4096 bytes (webpush-go
+	// does), so the byte cap leaves room for the message cap to bind.
+	DefaultMaxBytesPerSubscription   = 512 << 10
+	DefaultMaxSubscriptionsPerDevice = 1000
+	DefaultSubscriptionRate          = rate.Limit(2)
+	DefaultSubscriptionBurst         = 60
+	DefaultVAPIDKeyRate              = rate.Limit(300)
+	DefaultVAPIDKeyBurst             = 600
+	DefaultPingInterval              = 45 * time.Second
+	DefaultPongTimeout               = 15 * time.Second
+	DefaultWriteTimeout              = 10 * time.Second
+	DefaultHelloTimeout              = 10 * time.Second
+	DefaultMaxConnections            = 20000
+	DefaultRescanInterval            = time.Minute
+	DefaultSweepInterval             = time.Minute
+	DefaultDeviceIdleTimeout         = 180 * 24 * time.Hour
+	DefaultTombstoneRetention        = 365 * 24 * time.Hour
 )
 
 // MaxMessageSize is the largest body the push resource accepts: the 4096
