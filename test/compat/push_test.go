@@ -23,6 +23,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/garrison-chat/garrison/internal/pushwire"
 )
 
 // The push proxy's protocol checked against Mattermost's own structs
@@ -321,4 +323,26 @@ func TestAttachDeviceProps(t *testing.T) {
 
 	_, err = a.AttachDeviceProps(ctx, map[string]string{"device_id": ""})
 	require.Error(t, err, "an empty device id is refused")
+}
+
+// TestPushWireMatchesMattermost: garrison's and the proxy's shared wire
+// types marshal to exactly the bytes Mattermost's own structs do, every
+// field set, so either end can talk to a stock Mattermost counterpart.
+func TestPushWireMatchesMattermost(t *testing.T) {
+	n := pushwire.PushNotification{
+		AckID: "a", Platform: "webpush", ServerID: "s", DeviceID: "d", PostID: "p", Category: "CAN_REPLY", Sound: "none",
+		Message: "m", Badge: 3, ContentAvailable: 1, TeamID: "t", ChannelID: "c", RootID: "r", ChannelName: "cn",
+		Type: "message", SubType: "calls", Transport: "voip", SenderID: "u", SenderName: "un", OverrideUsername: "ou",
+		OverrideIconURL: "oi", FromWebhook: "true", Version: "v2", IsCRTEnabled: true, IsIDLoaded: true, Signature: "sig",
+	}
+	ours := marshal(t, n)
+	var theirs model.PushNotification
+	require.NoError(t, json.Unmarshal(ours, &theirs))
+	require.Equal(t, string(marshal(t, &theirs)), string(ours))
+
+	a := pushwire.PushNotificationAck{ID: "a", ReceivedAt: 42, Platform: "android", Type: "message", PostID: "p", IsIDLoaded: true}
+	oursAck := marshal(t, a)
+	var theirsAck model.PushNotificationAck
+	require.NoError(t, json.Unmarshal(oursAck, &theirsAck))
+	require.Equal(t, string(marshal(t, &theirsAck)), string(oursAck))
 }

@@ -181,9 +181,9 @@ func (p *Proxy) ack(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case a.ID == "":
 		msg = errMissingAckID
-	case a.ClientPlatform == "":
+	case a.Platform == "":
 		msg = errMissingAckPlat
-	case a.NotificationType == "":
+	case a.Type == "":
 		msg = errMissingAckType
 	}
 	if msg != "" {
@@ -192,8 +192,8 @@ func (p *Proxy) ack(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, failResponse(msg))
 		return nil
 	}
-	p.m.delivered.WithLabelValues(platformLabel(a.ClientPlatform), typeLabel(a.NotificationType), "").Inc()
-	p.log.Debug("Acknowledged delivery receipt", "ack_id", a.ID, "platform", platformLabel(a.ClientPlatform))
+	p.m.delivered.WithLabelValues(platformLabel(a.Platform), typeLabel(a.Type), "").Inc()
+	p.log.Debug("Acknowledged delivery receipt", "ack_id", a.ID, "platform", platformLabel(a.Platform))
 	writeJSON(w, http.StatusOK, okResponse())
 	return nil
 }

@@ -4,75 +4,37 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/garrison-chat/garrison/internal/pushwire"
 )
 
-// PushNotification is the body of POST /api/v1/send_push. It mirrors
-// Mattermost's model.PushNotification (server/public v0.4.2) by JSON name,
+// PushNotification is the body of POST /api/v1/send_push: Mattermost's
+// model.PushNotification (pushwire.PushNotification, shared with garrison),
 // so a stock Mattermost server and Garrison's own send the same bytes.
-// Unknown fields are ignored.
-type PushNotification struct {
-	AckID            string `json:"ack_id"`
-	Platform         string `json:"platform"`
-	ServerID         string `json:"server_id"`
-	DeviceID         string `json:"device_id"`
-	PostID           string `json:"post_id"`
-	Category         string `json:"category,omitempty"`
-	Sound            string `json:"sound,omitempty"`
-	Message          string `json:"message,omitempty"`
-	Badge            int    `json:"badge,omitempty"`
-	ContentAvailable int    `json:"cont_ava,omitempty"`
-	TeamID           string `json:"team_id,omitempty"`
-	ChannelID        string `json:"channel_id,omitempty"`
-	RootID           string `json:"root_id,omitempty"`
-	ChannelName      string `json:"channel_name,omitempty"`
-	Type             string `json:"type,omitempty"`
-	SubType          string `json:"sub_type,omitempty"`
-	Transport        string `json:"transport,omitempty"`
-	SenderID         string `json:"sender_id,omitempty"`
-	SenderName       string `json:"sender_name,omitempty"`
-	OverrideUsername string `json:"override_username,omitempty"`
-	OverrideIconURL  string `json:"override_icon_url,omitempty"`
-	FromWebhook      string `json:"from_webhook,omitempty"`
-	Version          string `json:"version,omitempty"`
-	IsCRTEnabled     bool   `json:"is_crt_enabled"`
-	IsIDLoaded       bool   `json:"is_id_loaded"`
-	Signature        string `json:"signature"`
-}
+type PushNotification = pushwire.PushNotification
 
-// PushNotificationAck is the body of POST /api/v1/ack, mirroring
-// Mattermost's model.PushNotificationAck.
-type PushNotificationAck struct {
-	ID               string `json:"id"`
-	ClientReceivedAt int64  `json:"received_at"`
-	ClientPlatform   string `json:"platform"`
-	NotificationType string `json:"type"`
-	PostID           string `json:"post_id,omitempty"`
-	IsIDLoaded       bool   `json:"is_id_loaded"`
-}
+// PushNotificationAck is the body of POST /api/v1/ack (pushwire.PushNotificationAck).
+type PushNotificationAck = pushwire.PushNotificationAck
 
 // PushResponse is the answer to send_push and ack: Mattermost's
 // model.PushResponse, a map encoded with sorted keys.
 type PushResponse map[string]string
 
-// PushResponse statuses.
+// PushResponse statuses, notification types and the Web Push platform,
+// from pushwire.
 const (
-	StatusOK     = "OK"
-	StatusFail   = "FAIL"
-	StatusRemove = "REMOVE"
-)
+	StatusOK     = pushwire.StatusOK
+	StatusFail   = pushwire.StatusFail
+	StatusRemove = pushwire.StatusRemove
 
-// Notification types Mattermost sends.
-const (
-	TypeMessage     = "message"
-	TypeClear       = "clear"
-	TypeUpdateBadge = "update_badge"
-	TypeSession     = "session"
-	TypeTest        = "test"
-)
+	TypeMessage     = pushwire.TypeMessage
+	TypeClear       = pushwire.TypeClear
+	TypeUpdateBadge = pushwire.TypeUpdateBadge
+	TypeSession     = pushwire.TypeSession
+	TypeTest        = pushwire.TypeTest
 
-// PlatformWebPush is the platform whose device id is a registration id of
-// this proxy; a garrison session's device id is "webpush:<registration id>".
-const PlatformWebPush = "webpush"
+	PlatformWebPush = pushwire.PlatformWebPush
+)
 
 func okResponse() PushResponse     { return PushResponse{"status": StatusOK} }
 func removeResponse() PushResponse { return PushResponse{"status": StatusRemove} }
