@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/garrison-chat/garrison/internal/logging"
 )
 
 // DefaultPath is read when no --config flag is given; a missing file
@@ -300,7 +302,7 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("TLSCertFile", "TLSCertFile and TLSKeyFile must be set together")
 	}
-	if !slices.Contains([]string{"DEBUG", "INFO", "WARN", "ERROR"}, strings.ToUpper(c.LogLevel)) {
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		bad("LogLevel", "%q must be DEBUG, INFO, WARN or ERROR", c.LogLevel)
 	}
 	if f := strings.ToLower(c.LogFormat); f != "json" && f != "plain" {

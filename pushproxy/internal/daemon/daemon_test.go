@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -218,5 +217,4 @@ func TestBadConfigFailsStart(t *testing.T) {
 	_, err := New(context.Background(), Options{Config: &cfg, Logger: slog.New(slog.DiscardHandler)})
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2")
-	_ = os.Remove(cfg.VAPIDKeyFile)
 }
