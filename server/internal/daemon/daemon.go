@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/garrison-chat/garrison/internal/buildinfo"
+	"github.com/garrison-chat/garrison/internal/sdnotify"
 	"github.com/garrison-chat/garrison/server/internal/api"
 	"github.com/garrison-chat/garrison/server/internal/app"
 	"github.com/garrison-chat/garrison/server/internal/blob"
@@ -48,7 +49,9 @@ type Daemon struct {
 	statusJobs *app.StatusJobs // Statuses (issue 3): away and DND sweeps
 	cluster    cluster.Cluster // Cluster (issue 4)
 	metrics    *metrics.Server
-	pushQueue  *app.PushQueue // Push notifications (issue 5); nil when off
+	pushQueue  *app.PushQueue     // Push notifications (issue 5); nil when off
+	notify     *sdnotify.Notifier // systemd (issue 6)
+	watchdog   *sdnotify.Watchdog // systemd (issue 6); nil until ready
 
 	stopJobs context.CancelFunc
 	jobs     sync.WaitGroup
@@ -58,7 +61,7 @@ type Daemon struct {
 
 // New prepares a daemon; nothing runs until Start.
 func New(cfg *config.Config, logger *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg, log: logger, nodeID: model.NewID()}
+	return &Daemon{cfg: cfg, log: logger, nodeID: model.NewID(), notify: sdnotify.New(logger.With("component", "systemd"))}
 }
 
 // Addr is the bound API address (useful with ListenAddress ":0").
@@ -96,11 +99,13 @@ func poolOptions(s config.SqlSettings) postgres.PoolOptions {
 // listener is bound.
 func (d *Daemon) Start(ctx context.Context) error {
 	cfg := d.cfg
+	d.status("connecting to the database")
 	store, err := OpenStore(ctx, cfg, d.log.With("component", "database"))
 	if err != nil {
 		return err
 	}
 	d.store = store
+	d.status("applying database migrations")
 	if err := migrate(ctx, store, d.log); err != nil {
 		store.Close()
 		return err
@@ -204,7 +209,27 @@ func (d *Daemon) Start(ctx context.Context) error {
 	go d.shareNodeStatus(jctx)
 
 	d.log.Info("garrison started", "listen", ln.Addr().String(), "version", buildinfo.Read().String(), "node", d.nodeID)
+
+	// systemd (issue 6): ready now that every listener is bound; the
+	// watchdog is fed only while the database takes writes, the check
+	// behind /system/ping?get_server_status=true's database_status.
+	status := "serving on " + ln.Addr().String()
+	if err := d.notify.Ready(status); err != nil {
+		d.log.Warn("systemd: ready", "err", err)
+	}
+	d.watchdog = d.notify.Watchdog(sdnotify.WatchdogOptions{Check: d.app.Ping, Status: status})
+	if err := d.watchdog.Start(ctx); err != nil {
+		_ = d.Stop(ctx)
+		return err
+	}
 	return nil
+}
+
+// status tells systemd what the daemon is doing; a failure only logs.
+func (d *Daemon) status(s string) {
+	if err := d.notify.Status(s); err != nil {
+		d.log.Warn("systemd: status", "err", err)
+	}
 }
 
 // Serving returns a channel that receives the HTTP server's exit error.
@@ -235,6 +260,13 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
+	// systemd (issue 6): no more watchdog pings, and shutdown has begun.
+	if d.watchdog != nil {
+		errs = append(errs, d.watchdog.Stop(ctx))
+	}
+	if err := d.notify.Stopping("stopping: draining requests"); err != nil {
+		d.log.Warn("systemd: stopping", "err", err)
+	}
 	if d.stopJobs != nil {
 		d.stopJobs()
 		d.jobs.Wait()
