@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/garrison-chat/garrison/internal/sdnotify"
 	"github.com/garrison-chat/garrison/pushproxy/internal/config"
 	"github.com/garrison-chat/garrison/pushproxy/internal/schema"
 )
@@ -54,6 +56,9 @@ type Daemon struct {
 	srv, metricsSrv *http.Server
 	ln, metricsLn   net.Listener
 
+	notify   *sdnotify.Notifier // systemd: READY=1, STATUS=, STOPPING=1
+	watchdog *sdnotify.Watchdog // fed while ready; nil until Start succeeds
+
 	stopOnce sync.Once
 	stopErr  error
 	served   sync.WaitGroup
@@ -62,7 +67,9 @@ type Daemon struct {
 // New connects to the database, applies the schema and builds every part.
 // Nothing listens until Start.
 func New(ctx context.Context, o Options) (_ *Daemon, err error) {
-	d := &Daemon{cfg: o.Config, logger: o.Logger, registry: prometheus.NewRegistry()}
+	d := &Daemon{cfg: o.Config, logger: o.Logger, registry: prometheus.NewRegistry(),
+		notify: sdnotify.New(o.Logger.With("component", "systemd"))}
+	d.status("connecting to the database")
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pcfg, err := pgxpool.ParseConfig(o.Config.DataSource)
 	if err != nil {
@@ -78,6 +85,7 @@ func New(ctx context.Context, o Options) (_ *Daemon, err error) {
 			d.pool.Close()
 		}
 	}()
+	d.status("applying the database schema")
 	if err := schema.Migrate(ctx, d.pool, d.logger); err != nil {
 		return nil, err
 	}
@@ -134,7 +142,26 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.logger.Info("push proxy started", "listen", d.ln.Addr().String(), "public_url", d.cfg.PublicURL,
 		"metrics", d.MetricsAddr(), "content_policy", d.cfg.ContentPolicy, "tls", d.cfg.TLSCertFile != "")
+
+	// Every listener is bound and serving: tell systemd, and feed its
+	// watchdog only while /readyz would answer 200.
+	status := "serving on " + d.ln.Addr().String()
+	if err := d.notify.Ready(status); err != nil {
+		d.logger.Warn("systemd: ready", "err", err)
+	}
+	d.watchdog = d.notify.Watchdog(sdnotify.WatchdogOptions{Check: d.ready, Status: status})
+	if err := d.watchdog.Start(ctx); err != nil {
+		_ = d.Stop(ctx)
+		return err
+	}
 	return nil
+}
+
+// status tells systemd what the daemon is doing; a failure only logs.
+func (d *Daemon) status(s string) {
+	if err := d.notify.Status(s); err != nil {
+		d.logger.Warn("systemd: status", "err", err)
+	}
 }
 
 func (d *Daemon) serve(srv *http.Server, ln net.Listener) {
@@ -174,18 +201,32 @@ func (d *Daemon) routes() http.Handler {
 	return mux
 }
 
-// readyz answers 200 only when every part says it is ready (each checks
-// that the database is reachable and writable); the body names what is
-// not.
-func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
+// problems asks every part whether it is ready (each checks that the
+// database is reachable and writable) and returns what is not.
+func (d *Daemon) problems(ctx context.Context) []string {
 	var problems []string
 	for _, p := range d.parts {
 		if err := p.Ready(ctx); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
+	return problems
+}
+
+// ready is the systemd watchdog's health check: what /readyz reports.
+func (d *Daemon) ready(ctx context.Context) error {
+	if p := d.problems(ctx); len(p) > 0 {
+		return errors.New(strings.Join(p, "; "))
+	}
+	return nil
+}
+
+// readyz answers 200 only when every part says it is ready; the body
+// names what is not.
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	problems := d.problems(ctx)
 	w.Header().Set("Content-Type", "application/json")
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -201,6 +242,14 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
 		var errs []error
+		// No more watchdog pings, and systemd hears at once that
+		// shutdown has begun.
+		if d.watchdog != nil {
+			errs = append(errs, d.watchdog.Stop(ctx))
+		}
+		if err := d.notify.Stopping("stopping: closing connections"); err != nil {
+			d.logger.Warn("systemd: stopping", "err", err)
+		}
 		if d.srv != nil {
 			// Shutdown does not wait for hijacked WebSocket connections;
 			// the push service's Stop closes those.
