@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-VERSION ?= 0.1.0
+VERSION ?= $(shell cat VERSION)
 MODULE := github.com/garrison-chat/garrison
 LDFLAGS := -s -w -X $(MODULE)/internal/buildinfo.version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
@@ -94,7 +94,21 @@ load: build
 	./bin/garrison-load $(LOADFLAGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
+
+## bundle: the signed offline bundle in dist/ (tar, ISO, signing key; docs/bundle.md).
+## Signs with GARRISON_SIGNING_KEY / GARRISON_APT_SIGNING_KEY, or development keys in .keys/
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+COMMIT ?= $(shell git describe --always --dirty --abbrev=40 2>/dev/null || echo unknown)
+.PHONY: bundle bundle-lock
+bundle: minio
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./packaging/cmd/mkbundle build \
+		-minio $(MINIO_DIR)/minio -minio-version $(MINIO_VERSION) -commit $(COMMIT)
+
+## bundle-lock: recompute the pinned Debian closure (packaging/bookworm.lock) from today's apt lists
+bundle-lock:
+	apt-get update -q
+	go run ./packaging/cmd/mkbundle lock
 
 ## bench-search: post search over a generated 1M-post corpus (minutes; not part of make test)
 .PHONY: bench-search

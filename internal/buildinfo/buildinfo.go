@@ -10,6 +10,11 @@ import (
 // version is set with -ldflags "-X .../buildinfo.version=1.2.3".
 var version = "0.1.0-dev"
 
+// revision is set with -ldflags "-X .../buildinfo.revision=<commit>" by
+// builds that turn off the toolchain's VCS stamping (-buildvcs=false) to
+// be reproducible from a source tree without its .git, as the bundle is.
+var revision = ""
+
 // Version returns the release version of this binary.
 func Version() string { return version }
 
@@ -22,7 +27,7 @@ type Info struct {
 }
 
 var read = sync.OnceValue(func() Info {
-	i := Info{Version: version}
+	i := Info{Version: version, Revision: revision}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return i
@@ -31,7 +36,9 @@ var read = sync.OnceValue(func() Info {
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			i.Revision = s.Value
+			if revision == "" {
+				i.Revision = s.Value
+			}
 		case "vcs.modified":
 			i.Modified = s.Value == "true"
 		}
