@@ -273,8 +273,8 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 	}
 	files := map[string][]byte{
 		filepath.Join("sbom", name+".cdx.json"): doc,
-		"VERSION":              []byte(o.version + "\n"),
-		"garrison-signing.pub": pubText,
+		"VERSION":                               []byte(o.version + "\n"),
+		"garrison-signing.pub":                  pubText,
 	}
 	readme, err := renderReadme(o.version, manifest.KeyID(pub.ID()), signer.Fingerprint())
 	if err != nil {
@@ -531,4 +531,3 @@ func renderReadme(version, keyID, archiveKey string) ([]byte, error) {
 	err := readmeTmpl.Execute(&b, struct{ Version, KeyID, ArchiveKey string }{version, keyID, archiveKey})
 	return b.Bytes(), err
 }
-
