@@ -179,7 +179,7 @@ func purlGolang(path, version string) string {
 	for i, p := range parts {
 		parts[i] = url.PathEscape(strings.ToLower(p))
 	}
-	return "pkg:golang/" + strings.Join(parts, "/") + "@" + url.PathEscape(version)
+	return "pkg:golang/" + strings.Join(parts, "/") + "@" + purlEscape(version)
 }
 
 func purlDeb(d Deb) string {
@@ -191,5 +191,11 @@ func purlDeb(d Deb) string {
 	if !d.Ours {
 		q += "&distro=debian-12"
 	}
-	return "pkg:deb/" + ns + "/" + url.PathEscape(d.Name) + "@" + url.PathEscape(d.Version) + "?" + q
+	return "pkg:deb/" + ns + "/" + purlEscape(d.Name) + "@" + purlEscape(d.Version) + "?" + q
+}
+
+// purlEscape percent-encodes a purl segment; the purl spec wants '+' (as
+// in Debian's "+deb12u3" and Go's "+incompatible") encoded too.
+func purlEscape(s string) string {
+	return strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
 }

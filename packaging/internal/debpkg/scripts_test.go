@@ -1,0 +1,36 @@
+package debpkg
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestScriptsParseAsShell(t *testing.T) {
+	t.Parallel()
+	svcs := []Service{
+		{Package: "garrison", User: "garrison", Gecos: "Garrison server", Home: "/var/lib/garrison",
+			Configs: []string{"/etc/garrison/config.json"}, Unit: "garrison.service"},
+		{Package: "nouser", Unit: "nouser.service"},
+	}
+	for _, s := range svcs {
+		for _, name := range []string{"postinst", "prerm", "postrm"} {
+			text, err := s.Script(name)
+			require.NoError(t, err)
+			path := filepath.Join(t.TempDir(), name)
+			require.NoError(t, os.WriteFile(path, text, 0o755))
+			out, err := exec.Command("sh", "-n", path).CombinedOutput()
+			require.NoError(t, err, "%s %s: %s\n%s", s.Package, name, out, text)
+		}
+	}
+	text, err := svcs[0].Script("postinst")
+	require.NoError(t, err)
+	require.Contains(t, string(text), "adduser --system --quiet --ingroup garrison --home /var/lib/garrison")
+	require.Contains(t, string(text), "chown root:garrison /etc/garrison/config.json")
+	text, err = svcs[1].Script("postinst")
+	require.NoError(t, err)
+	require.NotContains(t, string(text), "adduser")
+}
