@@ -19,8 +19,8 @@ func TestSBOMIsDeterministicAndComplete(t *testing.T) {
 	out, err := exec.Command("go", "build", "-o", self, "github.com/garrison-chat/garrison/packaging/cmd/mkbundle").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	in := Input{
-		Version: "1.2.3",
-		Time:    time.Unix(1700000000, 0),
+		Version:  "1.2.3",
+		Time:     time.Unix(1700000000, 0),
 		Binaries: []Binary{{Name: "garrison", Path: self, Deb: "garrison", SHA256: "ab"}},
 		Debs: []Deb{
 			{Name: "nginx", Version: "1.22.1-9+deb12u3", Arch: "amd64", SHA256: "cd"},
