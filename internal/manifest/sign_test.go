@@ -237,3 +237,18 @@ func TestVerifyErrorsAreDistinct(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTrusted: what parses renders back to exactly the input.
+func FuzzParseTrusted(f *testing.F) {
+	f.Add("garrison-bundle version=1.0.0 source_date_epoch=1700000000")
+	f.Add("garrison-bundle version=a source_date_epoch=0")
+	f.Fuzz(func(t *testing.T, s string) {
+		tr, err := ParseTrusted(s)
+		if err != nil {
+			return
+		}
+		if tr.String() != s {
+			t.Fatalf("%q parsed as %+v, renders as %q", s, tr, tr.String())
+		}
+	})
+}
