@@ -54,7 +54,7 @@ func specs() map[string]spec {
 		},
 		"garrison-minio.service": {
 			pkg: "garrison-minio", exec: "/usr/bin/minio server $MINIO_OPTS $MINIO_VOLUMES", user: "garrison-minio",
-			after: []string{"network-online.target"}, families: "AF_INET AF_INET6 AF_UNIX", home: "yes",
+			after: []string{"network-online.target"}, families: "AF_INET AF_INET6 AF_UNIX AF_NETLINK", home: "yes",
 			state: "garrison-minio", nofile: "1048576", exposure: 4.0,
 			extraKeys: map[string]string{"EnvironmentFile": "/etc/garrison/minio.env", "Environment": "HOME=/var/lib/garrison-minio"},
 		},
