@@ -1,6 +1,6 @@
 module github.com/garrison-chat/garrison/test/compat
 
-go 1.26.3
+go 1.26.4
 
 require (
 	github.com/garrison-chat/garrison v0.0.0
