@@ -38,13 +38,13 @@ func specs() map[string]spec {
 	return map[string]spec{
 		"garrison.service": {
 			pkg: "garrison", exec: "/usr/bin/garrison --config /etc/garrison/config.json", user: "garrison",
-			watchdog: "30s", after: []string{"network-online.target", "postgresql.service", "patroni.service", "garrison-minio.service"},
+			watchdog: "60s", after: []string{"network-online.target", "postgresql.service", "patroni.service", "garrison-minio.service"},
 			families: "AF_INET AF_INET6 AF_UNIX AF_NETLINK", home: "yes", state: "garrison", nofile: "1048576", exposure: 2.0,
 			extraKeys: map[string]string{"WorkingDirectory": "/var/lib/garrison"},
 		},
 		"garrison-pushproxy.service": {
 			pkg: "garrison-pushproxy", exec: "/usr/bin/garrison-pushproxy --config /etc/garrison/pushproxy.json",
-			user: "garrison-pushproxy", watchdog: "30s", after: []string{"network-online.target", "postgresql.service", "patroni.service"},
+			user: "garrison-pushproxy", watchdog: "60s", after: []string{"network-online.target", "postgresql.service", "patroni.service"},
 			families: "AF_INET AF_INET6 AF_UNIX", home: "yes", state: "garrison-pushproxy", nofile: "262144", exposure: 2.0,
 		},
 		"garrison-agent.service": {
