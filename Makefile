@@ -18,6 +18,7 @@ all: build
 build:
 	go build $(GOFLAGS_BUILD) -o bin/garrison ./server/cmd/garrison
 	go build $(GOFLAGS_BUILD) -o bin/garrison-pushproxy ./pushproxy/cmd/garrison-pushproxy
+	go build $(GOFLAGS_BUILD) -o bin/garrisonctl ./installer/cmd/garrisonctl
 	go build $(GOFLAGS_BUILD) -o bin/garrison-load ./test/load
 
 ## run: an all-in-one Garrison on http://127.0.0.1:8065 with a throwaway Postgres in $(RUN_DIR)
@@ -42,9 +43,11 @@ test: test-unit test-compat
 # The end-to-end packages (test/e2e, test/push, the push conformance run in
 # server/internal/push) run make build's binaries instead of building their own.
 BIN_ENV := GARRISON_BIN=$(CURDIR)/bin/garrison GARRISON_PUSHPROXY_BIN=$(CURDIR)/bin/garrison-pushproxy
+# The bundle tests (test/bundle) use the bundle make bundle built, once per run.
+BUNDLE_ENV = GARRISON_DIST=$(CURDIR)/dist GARRISONCTL_BIN=$(CURDIR)/bin/garrisonctl GARRISON_MINIO_BIN=$(MINIO_DIR)/minio
 
-test-unit: build
-	$(BIN_ENV) go test -race -count=1 ./...
+test-unit: build bundle
+	$(BIN_ENV) $(BUNDLE_ENV) go test -race -count=1 ./...
 
 ## test-compat: the official Mattermost Go driver against a running garrison
 test-compat: build
@@ -100,10 +103,16 @@ clean:
 ## Signs with GARRISON_SIGNING_KEY / GARRISON_APT_SIGNING_KEY, or development keys in .keys/
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 COMMIT ?= $(shell git describe --always --dirty --abbrev=40 2>/dev/null || echo unknown)
-.PHONY: bundle bundle-lock
+export GARRISON_KEYS_DIR ?= $(CURDIR)/.keys
+.PHONY: bundle bundle-lock test-bundle
 bundle: minio
+	rm -f dist/garrison-*
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./packaging/cmd/mkbundle build \
 		-minio $(MINIO_DIR)/minio -minio-version $(MINIO_VERSION) -commit $(COMMIT)
+
+## test-bundle: the bundle tests alone (verify, tampering, reproducibility, offline install, units)
+test-bundle: build bundle
+	$(BIN_ENV) $(BUNDLE_ENV) go test -race -count=1 -v ./test/bundle/ ./packaging/...
 
 ## bundle-lock: recompute the pinned Debian closure (packaging/bookworm.lock) from today's apt lists
 bundle-lock:
