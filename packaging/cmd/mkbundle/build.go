@@ -219,13 +219,13 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 	}
 	services := []debpkg.Service{
 		{Package: "garrison", User: "garrison", Gecos: "Garrison server", Home: "/var/lib/garrison",
-			Configs: []string{"/etc/garrison/config.json"}, Unit: "garrison.service"},
+			Dirs: []string{"/var/lib/garrison/data"}, Configs: []string{"/etc/garrison/config.json"}, Unit: "garrison.service"},
 		{Package: "garrison-pushproxy", User: "garrison-pushproxy", Gecos: "Garrison push proxy", Home: "/var/lib/garrison-pushproxy",
 			Configs: []string{"/etc/garrison/pushproxy.json"}, Unit: "garrison-pushproxy.service"},
 		{Package: "garrisonctl", User: "garrison-agent", Gecos: "Garrison node agent", Home: "/var/lib/garrison-agent",
 			Unit: "garrison-agent.service"},
 		{Package: "garrison-minio", User: "garrison-minio", Gecos: "Garrison MinIO", Home: "/var/lib/garrison-minio",
-			Configs: []string{"/etc/garrison/minio.env"}, Unit: "garrison-minio.service"},
+			Dirs: []string{"/var/lib/garrison-minio/data"}, Configs: []string{"/etc/garrison/minio.env"}, Unit: "garrison-minio.service"},
 	}
 	var debs []sbom.Deb
 	for _, s := range services {

@@ -13,6 +13,7 @@ type Service struct {
 	User    string   // system user and group; empty: the package has none
 	Gecos   string   // the user's description
 	Home    string   // the data directory, 0750 User:User
+	Dirs    []string // more directories the default config uses, 0750 User:User
 	Configs []string // config files made 0640 root:User
 	Unit    string   // the systemd unit the package ships
 }
@@ -36,6 +37,9 @@ if [ "$1" = configure ]; then
 			--shell /usr/sbin/nologin --gecos "{{.Gecos}}" {{.User}}
 	fi
 	install -d -o {{.User}} -g {{.User}} -m 0750 {{.Home}}
+{{- range .Dirs}}
+	install -d -o {{$.User}} -g {{$.User}} -m 0750 {{.}}
+{{- end}}
 {{- range .Configs}}
 	if [ -f {{.}} ]; then
 		chown root:{{$.User}} {{.}}

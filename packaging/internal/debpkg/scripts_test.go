@@ -13,7 +13,7 @@ func TestScriptsParseAsShell(t *testing.T) {
 	t.Parallel()
 	svcs := []Service{
 		{Package: "garrison", User: "garrison", Gecos: "Garrison server", Home: "/var/lib/garrison",
-			Configs: []string{"/etc/garrison/config.json"}, Unit: "garrison.service"},
+			Dirs: []string{"/var/lib/garrison/data"}, Configs: []string{"/etc/garrison/config.json"}, Unit: "garrison.service"},
 		{Package: "nouser", Unit: "nouser.service"},
 	}
 	for _, s := range svcs {
@@ -30,6 +30,7 @@ func TestScriptsParseAsShell(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(text), "adduser --system --quiet --ingroup garrison --home /var/lib/garrison")
 	require.Contains(t, string(text), "chown root:garrison /etc/garrison/config.json")
+	require.Contains(t, string(text), "install -d -o garrison -g garrison -m 0750 /var/lib/garrison/data")
 	text, err = svcs[1].Script("postinst")
 	require.NoError(t, err)
 	require.NotContains(t, string(text), "adduser")
