@@ -515,15 +515,16 @@ signed in minisign format (MANIFEST.minisig, key {{.KeyID}}).
        sha256sum -c --strict --quiet MANIFEST
 
 2. Install
-   garrisonctl install INVENTORY garrison-{{.Version}}-bookworm-amd64.tar
-   or by hand on one node, with this directory at /media/garrison-{{.Version}}:
+   On one node, with this directory at /media/garrison-{{.Version}}:
        cp keys/garrison-archive-keyring.gpg /usr/share/keyrings/
        echo 'deb [signed-by=/usr/share/keyrings/garrison-archive-keyring.gpg] file:/media/garrison-{{.Version}}/repo ./' \
            > /etc/apt/sources.list.d/garrison.list
        apt-get update && apt-get install garrison garrison-pushproxy garrisonctl garrison-minio
    The repository is signed by OpenPGP key {{.ArchiveKey}}.
 
-See docs/bundle.md and docs/install.md.
+Nothing is started by the packages: write /etc/garrison/*.json first
+(docs/configuration.md, docs/push.md), then enable the services.
+See docs/bundle.md.
 `))
 
 func renderReadme(version, keyID, archiveKey string) ([]byte, error) {
