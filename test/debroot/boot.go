@@ -44,7 +44,7 @@ type BootOptions struct {
 type bootState struct {
 	cmd     *exec.Cmd
 	machine string
-	cgroups []string // the node's own cgroup, in each hierarchy (see cgroup.go)
+	cgroups []string      // the node's own cgroup, in each hierarchy (see cgroup.go)
 	done    chan struct{} // closed when unshare has exited
 	werr    error         // its exit status, once done is closed
 }
@@ -101,8 +101,9 @@ func children(pid int) []int {
 // --keep-unit (no machined, no systemd on the host needed),
 // --console=read-only (the console goes to Dir()/nspawn.log),
 // --link-journal=no, --resolv-conf=off and --timezone=off (nothing of the
-// host is copied in or linked out). On error the node may still be
-// running: Stop or Remove ends it.
+// host is copied in or linked out), in a cgroup of its own (see
+// cgroup.go: nodes sharing one break each other's units). On error the
+// node may still be running: Stop or Remove ends it.
 func (n *Node) Boot(ctx context.Context, o BootOptions) error {
 	machine := n.name + "-" + randomHex(4)
 	args := []string{"--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "--",

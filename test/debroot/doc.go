@@ -75,8 +75,9 @@
 //
 // Boot starts systemd-nspawn -b under unshare --pid --kill-child (killing
 // nspawn alone leaves its container running) with --private-network or a
-// given network namespace (--network-namespace-path, for the testbed), and
-// waits for `systemctl is-system-running`. Exec runs a command in the
+// given network namespace (--network-namespace-path, for the testbed), in
+// a cgroup of its own (two nodes in one cgroup break each other's units),
+// and waits for `systemctl is-system-running`. Exec runs a command in the
 // booted node through nsenter. Stop powers it off, and kills it by PID if
 // it does not go down.
 //
