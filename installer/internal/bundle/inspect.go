@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"aead.dev/minisign"
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"github.com/garrison-chat/garrison/internal/debcontrol"
 	"github.com/garrison-chat/garrison/internal/manifest"
 )
 
@@ -334,62 +334,17 @@ func (in *inspector) result(src *source, opts InspectOptions) *Inspection {
 // ParsePackages reads the package name, version and architecture of every
 // stanza of an apt Packages index, sorted by name, version, architecture.
 func ParsePackages(r io.Reader) ([]Pkg, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var (
-		pkgs []Pkg
-		cur  Pkg
-		in   bool
-		line int
-	)
-	flush := func() error {
-		if in {
-			if cur.Name == "" {
-				return fmt.Errorf("apt index: stanza ending at line %d has no Package field", line)
-			}
-			pkgs = append(pkgs, cur)
-		}
-		cur, in = Pkg{}, false
-		return nil
+	paras, err := debcontrol.Parse(r)
+	if err != nil {
+		return nil, fmt.Errorf("apt index: %w", err)
 	}
-	for {
-		s, err := br.ReadString('\n')
-		if s == "" && err != nil {
-			if err != io.EOF {
-				return nil, fmt.Errorf("apt index: %w", err)
-			}
-			break
+	pkgs := make([]Pkg, 0, len(paras))
+	for n, p := range paras {
+		pkg := Pkg{Name: p.Get("Package"), Version: p.Get("Version"), Architecture: p.Get("Architecture")}
+		if pkg.Name == "" {
+			return nil, fmt.Errorf("apt index: stanza %d has no Package field", n+1)
 		}
-		line++
-		s = strings.TrimRight(s, "\r\n")
-		if strings.TrimSpace(s) == "" {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		in = true
-		if s[0] == ' ' || s[0] == '\t' {
-			continue // continuation of a multi-line field
-		}
-		key, value, ok := strings.Cut(s, ":")
-		if !ok {
-			return nil, fmt.Errorf("apt index: line %d: want \"Field: value\"", line)
-		}
-		value = strings.TrimSpace(value)
-		switch strings.ToLower(key) {
-		case "package":
-			cur.Name = value
-		case "version":
-			cur.Version = value
-		case "architecture":
-			cur.Architecture = value
-		}
-		if err == io.EOF {
-			break
-		}
-	}
-	if err := flush(); err != nil {
-		return nil, err
+		pkgs = append(pkgs, pkg)
 	}
 	slices.SortFunc(pkgs, func(a, b Pkg) int {
 		return cmpStrings(a.Name, b.Name, a.Version, b.Version, a.Architecture, b.Architecture)

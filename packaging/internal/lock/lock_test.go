@@ -50,7 +50,7 @@ func TestParseStanzas(t *testing.T) {
 	out := "Package: adduser\nVersion: 3.134\nArchitecture: all\nSize: 183272\nSHA256: " + sum + "\nDescription: x\n\n" +
 		"Package: nginx\nVersion: 1.22\nArchitecture: amd64\nSize: 5\n"
 	_, err := parseStanzas([]byte(out))
-	require.ErrorContains(t, err, `incomplete apt record "Package: nginx"`)
+	require.ErrorContains(t, err, `incomplete apt record for package "nginx" version "1.22"`)
 	ps, err := parseStanzas([]byte(out[:strings.Index(out, "\n\n")]))
 	require.NoError(t, err)
 	require.Equal(t, []Package{{Name: "adduser", Version: "3.134", Arch: "all", Size: 183272, SHA256: sum}}, ps)
