@@ -96,7 +96,7 @@ func Build(root string, progress func(done, total int64)) ([]Entry, error) {
 	entries := make([]Entry, 0, len(files))
 	var done int64
 	for _, f := range files {
-		sum, n, err := hashFile(filepath.Join(root, filepath.FromSlash(f.rel)))
+		sum, n, err := HashFile(filepath.Join(root, filepath.FromSlash(f.rel)))
 		if err != nil {
 			return nil, fmt.Errorf("manifest: build: %w", err)
 		}
@@ -109,7 +109,10 @@ func Build(root string, progress func(done, total int64)) ([]Entry, error) {
 	return entries, nil
 }
 
-func hashFile(name string) (sum [32]byte, n int64, err error) {
+// HashFile returns the SHA-256 and size of the regular file name; anything
+// else (a FIFO, a device) is an error naming it rather than a read that
+// blocks.
+func HashFile(name string) (sum [32]byte, n int64, err error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return sum, 0, err

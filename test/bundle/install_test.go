@@ -48,10 +48,8 @@ func TestOfflineInstallAndUnits(t *testing.T) {
 		need(t, "the host's debian-archive-keyring is missing: %v", err)
 	}
 	require.NoError(t, n.WriteFile(keyringPath, other, 0o644))
-	out, err = n.ChrootWith(ctx, media, "apt-get", "update")
-	require.True(t, err != nil || strings.Contains(out, "NO_PUBKEY") || strings.Contains(out, "is not signed"),
-		"apt accepted a repository signed by a key it was not given:\n%s", out)
-	require.Contains(t, out, "NO_PUBKEY")
+	out, _ = n.ChrootWith(ctx, media, "apt-get", "update")
+	require.Contains(t, out, "NO_PUBKEY", "apt accepted a repository signed by a key it was not given")
 
 	keyring, err := os.ReadFile(filepath.Join(tree, "keys", "garrison-archive-keyring.gpg"))
 	require.NoError(t, err)

@@ -3,7 +3,6 @@ package bundle_test
 import (
 	"archive/tar"
 	"bufio"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -192,8 +191,7 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 			replaceFile(t, filepath.Join(dir, deb), flipByte)
 			entries, err := manifest.Build(dir, nil)
 			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, "MANIFEST.tmp"), manifest.Format(entries), 0o644))
-			require.NoError(t, os.Rename(filepath.Join(dir, "MANIFEST.tmp"), filepath.Join(dir, "MANIFEST")))
+			replaceFile(t, filepath.Join(dir, "MANIFEST"), func([]byte) []byte { return manifest.Format(entries) })
 		}, []want{{"signature", ""}}},
 		{"swap the signature for another bundle's", func(t *testing.T, dir string) {
 			// A genuine signature by the bundle's own key, over another
@@ -300,13 +298,9 @@ func TestTamperedTarIsNamed(t *testing.T) {
 
 func sha256File(t *testing.T, path string) string {
 	t.Helper()
-	f, err := os.Open(path)
+	sum, _, err := manifest.HashFile(path)
 	require.NoError(t, err)
-	defer f.Close()
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	require.NoError(t, err)
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(sum[:])
 }
 
 // signingKey is the secret key the bundle was signed with: a build's

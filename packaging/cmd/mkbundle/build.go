@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -198,9 +197,14 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %w\n%s", b.pkg, err, msg)
 		}
-		sbomBins = append(sbomBins, sbom.Binary{Name: b.name, Path: out, Deb: b.deb, SHA256: mustHash(out)})
+		sbomBins = append(sbomBins, sbom.Binary{Name: b.name, Path: out, Deb: b.deb})
 	}
-	sbomBins = append(sbomBins, sbom.Binary{Name: "minio", Path: o.minioBin, Deb: "garrison-minio", SHA256: mustHash(o.minioBin)})
+	sbomBins = append(sbomBins, sbom.Binary{Name: "minio", Path: o.minioBin, Deb: "garrison-minio"})
+	for i := range sbomBins {
+		if sbomBins[i].SHA256, err = fileSHA256(sbomBins[i].Path); err != nil {
+			return nil, err
+		}
+	}
 
 	// Our packages.
 	minioDir, err := moduleDir(ctx, o.src, "github.com/minio/minio@"+o.minioVersion)
@@ -239,7 +243,11 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 		if s.Package == "garrison-minio" {
 			version = minioDeb
 		}
-		debs = append(debs, sbom.Deb{Name: s.Package, Version: version, Arch: "amd64", SHA256: mustHash(path), Ours: true})
+		sum, err := fileSHA256(path)
+		if err != nil {
+			return nil, err
+		}
+		debs = append(debs, sbom.Deb{Name: s.Package, Version: version, Arch: "amd64", SHA256: sum, Ours: true})
 	}
 
 	// The third-party closure, exactly as locked.
@@ -339,13 +347,18 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 	if err := archive.WriteISO(ctx, tree, isoPath, volID, mtime); err != nil {
 		return nil, err
 	}
-	lockSum := mustHash(o.lockFile)
 	bi := &BuildInfo{
 		Version: o.version, SourceDateEpoch: o.epoch, Commit: o.commit, GoVersion: goVersion,
-		LockSHA256: lockSum, MinIOVersion: o.minioVersion, SigningKeyID: manifest.KeyID(pub.ID()),
-		ArchiveKey: signer.Fingerprint(),
-		Tar:        base + ".tar", TarSHA256: mustHash(tarPath),
-		ISO: base + ".iso", ISOSHA256: mustHash(isoPath),
+		MinIOVersion: o.minioVersion, SigningKeyID: manifest.KeyID(pub.ID()),
+		ArchiveKey: signer.Fingerprint(), Tar: base + ".tar", ISO: base + ".iso",
+	}
+	for _, h := range []struct {
+		dst  *string
+		path string
+	}{{&bi.LockSHA256, o.lockFile}, {&bi.TarSHA256, tarPath}, {&bi.ISOSHA256, isoPath}} {
+		if *h.dst, err = fileSHA256(h.path); err != nil {
+			return nil, err
+		}
 	}
 	info, err := json.MarshalIndent(bi, "", "  ")
 	if err != nil {
@@ -434,17 +447,9 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 	return err
 }
 
-func mustHash(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		panic(err) // every caller hashes a file this build just wrote or read
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+func fileSHA256(path string) (string, error) {
+	sum, _, err := manifest.HashFile(path)
+	return hex.EncodeToString(sum[:]), err
 }
 
 func goEnv(ctx context.Context, dir, key string) (string, error) {

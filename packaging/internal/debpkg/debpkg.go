@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -106,5 +107,6 @@ func keys(m map[string]bool) []string {
 	for k := range m {
 		s = append(s, k)
 	}
+	sort.Strings(s)
 	return s
 }

@@ -26,6 +26,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/garrison-chat/garrison/internal/debcontrol"
+	"github.com/garrison-chat/garrison/internal/manifest"
 )
 
 // Package is one pinned .deb.
@@ -202,38 +205,20 @@ func Resolve(ctx context.Context, roots []string) (*Lock, error) {
 // parseStanzas reads Package/Version/Architecture/Size/SHA256 from
 // apt-cache show output.
 func parseStanzas(out []byte) ([]Package, error) {
+	paras, err := debcontrol.Parse(bytes.NewReader(out))
+	if err != nil {
+		return nil, fmt.Errorf("lock: apt-cache show: %w", err)
+	}
 	var ps []Package
-	for _, st := range strings.Split(strings.TrimSpace(string(out)), "\n\n") {
-		var p Package
-		for _, line := range strings.Split(st, "\n") {
-			k, v, ok := strings.Cut(line, ": ")
-			if !ok {
-				continue
-			}
-			switch k {
-			case "Package":
-				p.Name = v
-			case "Version":
-				p.Version = v
-			case "Architecture":
-				p.Arch = v
-			case "Size":
-				p.Size, _ = strconv.ParseInt(v, 10, 64)
-			case "SHA256":
-				p.SHA256 = v
-			}
-		}
+	for _, para := range paras {
+		p := Package{Name: para.Get("Package"), Version: para.Get("Version"), Arch: para.Get("Architecture"), SHA256: para.Get("SHA256")}
+		p.Size, _ = strconv.ParseInt(para.Get("Size"), 10, 64)
 		if p.Name == "" || p.Version == "" || p.Arch == "" || p.Size <= 0 || !hexRE.MatchString(p.SHA256) {
-			return nil, fmt.Errorf("lock: incomplete apt record %q", firstLine(st))
+			return nil, fmt.Errorf("lock: incomplete apt record for package %q version %q", p.Name, p.Version)
 		}
 		ps = append(ps, p)
 	}
 	return ps, nil
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }
 
 // Fetch places every locked package in dir under its pool file name. A
@@ -310,17 +295,11 @@ func download(ctx context.Context, ps []Package, cacheDir string) error {
 }
 
 func checkFile(path string, p Package) error {
-	f, err := os.Open(path)
+	sum, n, err := manifest.HashFile(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("lock: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return fmt.Errorf("lock: %s: %w", path, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 || n != p.Size {
+	if got := hex.EncodeToString(sum[:]); got != p.SHA256 || n != p.Size {
 		return fmt.Errorf("lock: %s %s: got sha256 %s (%d bytes), the lock says %s (%d bytes)",
 			p.Name, p.Version, got, n, p.SHA256, p.Size)
 	}
