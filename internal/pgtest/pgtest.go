@@ -261,3 +261,33 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// AllowConnections opens or closes the database of dsn (one New made) to
+// new sessions; closing also ends the open ones, so to the code under test
+// the database is gone until it is opened again (at the latest when the
+// test ends).
+func AllowConnections(t testing.TB, dsn string, allow bool) {
+	t.Helper()
+	ctx := context.Background()
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := cc.Database
+	cc.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" ALLOW_CONNECTIONS "+strconv.FormatBool(allow)); err != nil {
+		t.Fatal(err)
+	}
+	if allow {
+		return
+	}
+	t.Cleanup(func() { AllowConnections(t, dsn, true) })
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -135,3 +135,42 @@ func Status(msg string) (string, bool) {
 	}
 	return "", false
 }
+
+// Holds returns a matcher for messages holding the assignment a.
+func Holds(a string) func(string) bool {
+	return func(msg string) bool { return Has(msg, a) }
+}
+
+// Unhealthy reports whether msg is a failed watchdog check: a STATUS=
+// starting "unhealthy: " and no WATCHDOG=1.
+func Unhealthy(msg string) bool {
+	s, ok := Status(msg)
+	return ok && strings.HasPrefix(s, "unhealthy: ") && !Has(msg, "WATCHDOG=1")
+}
+
+// ExpectWatchdogOutage checks a daemon's watchdog through an outage:
+// after down(), checks fail with an "unhealthy: " status and no ping
+// (three in a row, to be sure no ping slips between them); after up(),
+// nothing but failures comes before the first ping, which restores
+// STATUS=serving.
+func (s *Socket) ExpectWatchdogOutage(t testing.TB, down, up func(), serving string) {
+	t.Helper()
+	down()
+	s.Until(t, 30*time.Second, Unhealthy)
+	for range 2 {
+		msg := s.Next(t, 10*time.Second)
+		if !Unhealthy(msg) {
+			t.Fatalf("got %q while the daemon was unhealthy", msg)
+		}
+	}
+	up()
+	msgs := s.Until(t, 30*time.Second, Holds("WATCHDOG=1"))
+	for _, m := range msgs[:len(msgs)-1] {
+		if !Unhealthy(m) {
+			t.Fatalf("got %q before the first ping after the outage", m)
+		}
+	}
+	if want := "WATCHDOG=1\nSTATUS=" + serving; msgs[len(msgs)-1] != want {
+		t.Fatalf("first ping after the outage: got %q, want %q", msgs[len(msgs)-1], want)
+	}
+}

@@ -4,12 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/garrison-chat/garrison/internal/pgtest"
@@ -36,7 +33,7 @@ func TestSystemdNotify(t *testing.T) {
 	t.Cleanup(func() { _ = d.Stop(context.Background()) }) // a no-op once stopped
 
 	// Start-up: progress lines, then READY=1 naming the bound address.
-	msgs := sock.Until(t, 10*time.Second, has("READY=1"))
+	msgs := sock.Until(t, 10*time.Second, sdnotifytest.Holds("READY=1"))
 	require.Equal(t, []string{
 		"STATUS=connecting to the database",
 		"STATUS=applying database migrations",
@@ -49,21 +46,11 @@ func TestSystemdNotify(t *testing.T) {
 	require.Equal(t, "WATCHDOG=1", sock.Next(t, 10*time.Second))
 
 	// The database refuses the daemon: the watchdog goes quiet while
-	// STATUS= says why, check after check.
-	allowConnections(t, dsn, false)
-	sock.Until(t, 30*time.Second, unhealthy)
-	for range 2 {
-		msg := sock.Next(t, 10*time.Second)
-		require.True(t, unhealthy(msg), "got %q while the database was down", msg)
-	}
-
-	// Back: pings again, and the status says it serves.
-	allowConnections(t, dsn, true)
-	msgs = sock.Until(t, 30*time.Second, has("WATCHDOG=1"))
-	for _, m := range msgs[:len(msgs)-1] {
-		require.True(t, unhealthy(m), "got %q before the first ping after the outage", m)
-	}
-	require.Equal(t, "WATCHDOG=1\nSTATUS=serving on "+d.Addr().String(), msgs[len(msgs)-1])
+	// STATUS= says why, check after check; back, it pings again.
+	sock.ExpectWatchdogOutage(t,
+		func() { pgtest.AllowConnections(t, dsn, false) },
+		func() { pgtest.AllowConnections(t, dsn, true) },
+		"serving on "+d.Addr().String())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -71,35 +58,4 @@ func TestSystemdNotify(t *testing.T) {
 	msgs = sock.Drain(t)
 	require.NotEmpty(t, msgs)
 	require.Equal(t, "STOPPING=1\nSTATUS=stopping: draining requests", msgs[len(msgs)-1], "STOPPING=1 is the last word")
-}
-
-func has(assignment string) func(string) bool {
-	return func(msg string) bool { return sdnotifytest.Has(msg, assignment) }
-}
-
-func unhealthy(msg string) bool {
-	s, ok := sdnotifytest.Status(msg)
-	return ok && strings.HasPrefix(s, "unhealthy: ") && !sdnotifytest.Has(msg, "WATCHDOG=1")
-}
-
-// allowConnections opens or closes the test's database to new sessions;
-// closing also ends the open ones, so to the daemon the database is gone.
-func allowConnections(t *testing.T, dsn string, allow bool) {
-	t.Helper()
-	ctx := context.Background()
-	cc, err := pgx.ParseConfig(dsn)
-	require.NoError(t, err)
-	name := cc.Database
-	cc.Database = "postgres"
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" ALLOW_CONNECTIONS "+strconv.FormatBool(allow))
-	require.NoError(t, err)
-	if allow {
-		return
-	}
-	t.Cleanup(func() { allowConnections(t, dsn, true) })
-	_, err = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
-	require.NoError(t, err)
 }
