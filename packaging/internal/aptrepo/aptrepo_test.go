@@ -42,12 +42,17 @@ func TestSignedRepositoryVerifiesAndIsReproducible(t *testing.T) {
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "the secret key is private")
 
 	at := time.Now().Add(time.Hour).Truncate(time.Second) // after the key's creation
+	// One .deb for both repositories: dpkg-deb stamps the clock into it.
+	debDir := t.TempDir()
+	tinyDeb(t, debDir)
+	deb, err := os.ReadFile(filepath.Join(debDir, "tiny_1.0_all.deb"))
+	require.NoError(t, err)
 	var inReleases [][]byte
 	var dir, keyring string
 	for range 2 {
 		dir = t.TempDir()
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, "pool"), 0o755))
-		tinyDeb(t, filepath.Join(dir, "pool"))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "pool", "tiny_1.0_all.deb"), deb, 0o644))
 		repo := Repo{Dir: dir, Origin: "Garrison", Label: "Garrison", Suite: "garrison", Version: "1.0", Date: at}
 		require.NoError(t, repo.Index(ctx))
 		s, err := NewSigner(ctx, key)
