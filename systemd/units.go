@@ -1,10 +1,12 @@
-// Package systemd holds the systemd units of Garrison's services, embedded
-// for the packaging (which ships each in its .deb) and the installer
-// (which writes the MinIO drives drop-in).
+// Package systemd holds the systemd units of Garrison's services. The
+// .service files beside this one are the source: the packaging ships each
+// in its .deb (the nfpm recipes name the files), and the installer takes
+// them from here (Units) and writes the MinIO drives drop-in.
 //
-// The .service files beside this one are the source; units_test.go checks
-// their keys, runs `systemd-analyze verify` (empty stderr) and bounds
-// their `systemd-analyze security` exposure.
+// units_test.go checks their keys, runs `systemd-analyze verify` (empty
+// stderr) and bounds their `systemd-analyze security` exposure by
+// MaxExposure; the bundle's tests (test/bundle) repeat the last two inside
+// a Debian root with the packages installed.
 package systemd
 
 import (
@@ -12,8 +14,35 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 )
+
+// MaxExposure is the highest `systemd-analyze security` exposure a unit
+// may have: 2.0 for the daemons, 4.0 for the agent and MinIO, whose
+// exceptions each unit file explains. Units not listed have no bound.
+func MaxExposure(unit string) (float64, bool) {
+	switch unit {
+	case "garrison.service", "garrison-pushproxy.service":
+		return 2.0, true
+	case "garrison-agent.service", "garrison-minio.service":
+		return 4.0, true
+	}
+	return 0, false
+}
+
+var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: (\d+\.\d+)`)
+
+// ParseExposure reads the overall exposure from the output of
+// `systemd-analyze security UNIT`.
+func ParseExposure(out string) (float64, error) {
+	m := exposureRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("systemd: no overall exposure level in %q", out)
+	}
+	return strconv.ParseFloat(m[1], 64)
+}
 
 // Units holds the unit files at its root: garrison.service,
 // garrison-pushproxy.service, garrison-agent.service and

@@ -3,14 +3,14 @@ package bundle_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/garrison-chat/garrison/systemd"
 	"github.com/garrison-chat/garrison/test/debroot"
 	"github.com/stretchr/testify/require"
 )
@@ -95,21 +95,19 @@ func TestOfflineInstallAndUnits(t *testing.T) {
 // nothing on stderr, and the exposure scores the units promise.
 func checkUnits(t *testing.T, n *debroot.Node) {
 	ctx := t.Context()
-	limits := map[string]float64{
-		"garrison.service": 2.0, "garrison-pushproxy.service": 2.0,
-		"garrison-agent.service": 4.0, "garrison-minio.service": 4.0,
-	}
-	score := regexp.MustCompile(`Overall exposure level for \S+: (\d+\.\d+)`)
-	for unit, limit := range limits {
+	units, err := fs.Glob(systemd.Units, "*.service")
+	require.NoError(t, err)
+	require.Len(t, units, 4)
+	for _, unit := range units {
+		limit, ok := systemd.MaxExposure(unit)
+		require.True(t, ok, unit)
 		path := "/lib/systemd/system/" + unit
 		out, err := n.Chroot(ctx, "systemd-analyze", "verify", path)
 		require.NoError(t, err, out)
 		require.Empty(t, strings.TrimSpace(out), "systemd-analyze verify %s printed something", unit)
 		out, err = n.Chroot(ctx, "systemd-analyze", "security", "--offline=yes", path)
 		require.NoError(t, err, out)
-		m := score.FindStringSubmatch(out)
-		require.NotNil(t, m, out)
-		got, err := strconv.ParseFloat(m[1], 64)
+		got, err := systemd.ParseExposure(out)
 		require.NoError(t, err)
 		t.Logf("%s: exposure %.1f (limit %.1f)", unit, got, limit)
 		require.LessOrEqual(t, got, limit, unit)
@@ -137,7 +135,7 @@ func bootAndCheckHealth(t *testing.T, n *debroot.Node) {
 
 	// Debian's postgresql-common made the cluster at install; the roles
 	// match the services' users, so they log in over the socket by peer.
-	poll(t, ctx, "postgres accepts connections", func() (string, error) {
+	poll(t, ctx, "postgres accepts connections", func(ctx context.Context) (string, error) {
 		return n.Exec(ctx, "runuser", "-u", "postgres", "--", "psql", "-Atc", "select 1")
 	})
 	for _, sql := range []string{`CREATE ROLE garrison LOGIN`, `CREATE DATABASE garrison OWNER garrison`,
@@ -149,7 +147,7 @@ func bootAndCheckHealth(t *testing.T, n *debroot.Node) {
 	out, err = n.Exec(ctx, "systemctl", "start", "--no-block", "garrison-minio.service", "garrison-pushproxy.service", "garrison.service")
 	require.NoError(t, err, out)
 	for _, unit := range []string{"garrison-minio.service", "garrison-pushproxy.service", "garrison.service", "nginx.service"} {
-		poll(t, ctx, unit+" is active", func() (string, error) {
+		poll(t, ctx, unit+" is active", func(ctx context.Context) (string, error) {
 			out, err := n.Exec(ctx, "systemctl", "is-active", unit)
 			if err == nil && strings.TrimSpace(out) != "active" {
 				err = fmt.Errorf("state %s", strings.TrimSpace(out))
@@ -163,7 +161,7 @@ func bootAndCheckHealth(t *testing.T, n *debroot.Node) {
 		"garrison-minio":     "http://127.0.0.1:9000/minio/health/live",
 	}
 	for name, url := range checks {
-		poll(t, ctx, name+" passes its health check", func() (string, error) {
+		poll(t, ctx, name+" passes its health check", func(ctx context.Context) (string, error) {
 			return n.Exec(ctx, "curl", "-fsS", "--max-time", "5", url)
 		})
 	}
@@ -179,14 +177,14 @@ func bootAndCheckHealth(t *testing.T, n *debroot.Node) {
 
 // poll runs f until it succeeds or a generous deadline passes; the
 // deadline bounds a hang, it does not measure speed.
-func poll(t *testing.T, ctx context.Context, what string, f func() (string, error)) {
+func poll(t *testing.T, ctx context.Context, what string, f func(ctx context.Context) (string, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	var out string
 	var err error
 	for {
-		if out, err = f(); err == nil {
+		if out, err = f(ctx); err == nil {
 			return
 		}
 		select {
