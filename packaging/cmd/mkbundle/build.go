@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -83,6 +84,12 @@ func runBuild(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	var problems []error
+	// -version-file and -lock name files of the source tree.
+	for _, p := range []*string{versionFile, &o.lockFile} {
+		if !filepath.IsAbs(*p) {
+			*p = filepath.Join(o.src, *p)
+		}
+	}
 	v, err := os.ReadFile(*versionFile)
 	if err != nil {
 		problems = append(problems, fmt.Errorf("-version-file: %w", err))
@@ -92,9 +99,10 @@ func runBuild(ctx context.Context, args []string, getenv func(string) string, st
 			problems = append(problems, fmt.Errorf("%s: %w", *versionFile, err))
 		}
 	}
-	o.epoch, err = strconv.ParseInt(getenv("SOURCE_DATE_EPOCH"), 10, 64)
+	sde := getenv("SOURCE_DATE_EPOCH")
+	o.epoch, err = strconv.ParseInt(sde, 10, 64)
 	if err != nil || o.epoch <= 0 {
-		problems = append(problems, errors.New("SOURCE_DATE_EPOCH must be set to the commit's Unix time (the Makefile does)"))
+		problems = append(problems, fmt.Errorf("SOURCE_DATE_EPOCH %q: want the commit's Unix time in seconds (the Makefile sets it)", sde))
 	}
 	if o.minioBin == "" || o.minioVersion == "" {
 		problems = append(problems, errors.New("-minio and -minio-version are required (make minio builds it)"))
@@ -104,6 +112,11 @@ func runBuild(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	o.signingKey = getenv("GARRISON_SIGNING_KEY")
 	o.aptKey = getenv("GARRISON_APT_SIGNING_KEY")
+	if (o.signingKey == "") != (o.aptKey == "") {
+		// A release signed with one release key and one development key
+		// would verify and still be wrong.
+		problems = append(problems, errors.New("set both GARRISON_SIGNING_KEY and GARRISON_APT_SIGNING_KEY (a release), or neither (development keys)"))
+	}
 	if err := errors.Join(problems...); err != nil {
 		return err
 	}
@@ -134,8 +147,21 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 	if err != nil {
 		return nil, err
 	}
+	if !slices.Equal(l.Roots, roots) {
+		return nil, fmt.Errorf("%s was computed from %q, the bundle needs %q: run make bundle-lock", o.lockFile, l.Roots, roots)
+	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return nil, err
+	}
+	// A build killed before its deferred clean-up leaves its work tree.
+	stale, err := filepath.Glob(filepath.Join(o.out, ".work-*"))
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, err
+		}
 	}
 	work, err := os.MkdirTemp(o.out, ".work-")
 	if err != nil {
@@ -193,7 +219,7 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 			" -X " + module + "/internal/buildinfo.revision=" + o.commit + b.extra
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, b.pkg)
 		cmd.Dir = o.src
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1", "GOTOOLCHAIN=local", "GOFLAGS=")
+		cmd.Env = goBuildEnv()
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %w\n%s", b.pkg, err, msg)
 		}
@@ -372,8 +398,9 @@ func build(ctx context.Context, o options, logf func(string, ...any)) (*BuildInf
 		{src: tarPath, dst: bi.Tar},
 		{src: isoPath, dst: bi.ISO},
 		{dst: "garrison-signing.pub", data: pubText},
-		{dst: name + ".buildinfo.json", data: append(info, '\n')},
 		{dst: name + ".SHA256SUMS", data: []byte(sums)},
+		// Last: its presence says the build completed.
+		{dst: name + ".buildinfo.json", data: append(info, '\n')},
 	}
 	for _, f := range outputs {
 		dst := filepath.Join(o.out, f.dst)
@@ -452,8 +479,24 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(sum[:]), err
 }
 
+// goBuildEnv is the environment of every go command the build runs: the
+// caller's (for PATH, HOME and the caches) with everything that changes
+// what the compiler emits pinned.
+func goBuildEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "GOEXPERIMENT" || k == "GODEBUG" || k == "CGO_CFLAGS" || k == "CGO_LDFLAGS" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1", "GOTOOLCHAIN=local", "GOFLAGS=")
+}
+
 func goEnv(ctx context.Context, dir, key string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "env", key)
+	cmd.Env = goBuildEnv()
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
@@ -467,6 +510,7 @@ func goEnv(ctx context.Context, dir, key string) (string, error) {
 func moduleDir(ctx context.Context, dir, mod string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
 	cmd.Dir = dir
+	cmd.Env = goBuildEnv()
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("go mod download %s: %w", mod, err)

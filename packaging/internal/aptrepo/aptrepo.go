@@ -101,6 +101,7 @@ func (r Repo) Index(ctx context.Context) error {
 // Signer signs with an OpenPGP secret key through gpg, in a throwaway
 // GNUPGHOME so the build machine's keyrings are neither read nor changed.
 type Signer struct {
+	keyFile string // named in errors
 	home    string
 	fpr     string
 	created time.Time // the key's creation time
@@ -113,7 +114,7 @@ func NewSigner(ctx context.Context, keyFile string) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Signer{home: home}
+	s := &Signer{home: home, keyFile: keyFile}
 	if _, err := s.gpg(ctx, time.Time{}, "--import", keyFile); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("aptrepo: import %s: %w", keyFile, err)
@@ -160,10 +161,10 @@ func (s *Signer) Sign(ctx context.Context, dir string, t time.Time) error {
 	}
 	rel := filepath.Join(dir, "Release")
 	if _, err := s.gpg(ctx, t, "--local-user", s.fpr, "--clearsign", "--output", filepath.Join(dir, "InRelease"), rel); err != nil {
-		return fmt.Errorf("aptrepo: sign InRelease: %w", err)
+		return fmt.Errorf("aptrepo: sign InRelease with %s (an unencrypted key that can sign?): %w", s.keyFile, err)
 	}
 	if _, err := s.gpg(ctx, t, "--local-user", s.fpr, "--armor", "--detach-sign", "--output", filepath.Join(dir, "Release.gpg"), rel); err != nil {
-		return fmt.Errorf("aptrepo: sign Release.gpg: %w", err)
+		return fmt.Errorf("aptrepo: sign Release.gpg with %s: %w", s.keyFile, err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +60,13 @@ func (b Build) Make(outDir, scriptDir string, mtime time.Time) (string, error) {
 	if len(missing) > 0 {
 		return "", fmt.Errorf("debpkg: %s: variables not set: %v", b.Recipe, keys(missing))
 	}
+	// Values land unquoted in YAML: only characters that cannot change
+	// its structure (no ": ", " #", quotes or newlines) are allowed.
+	for _, k := range keys(used(string(recipe))) {
+		if !safeValue.MatchString(vars[k]) {
+			return "", fmt.Errorf("debpkg: %s: %s=%q: only letters, digits and ._+~/- are allowed in paths and versions", b.Recipe, k, vars[k])
+		}
+	}
 	// nfpm asks its mapping only for signing passphrases: the packages are
 	// not signed one by one, the repository is.
 	cfg, err := nfpm.ParseWithEnvMapping(strings.NewReader(expanded), func(string) string { return "" })
@@ -100,6 +108,15 @@ func (b Build) Make(outDir, scriptDir string, mtime time.Time) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9._+~/-]+$`)
+
+// used lists the variables a recipe refers to.
+func used(recipe string) map[string]bool {
+	m := map[string]bool{}
+	os.Expand(recipe, func(k string) string { m[k] = true; return "" })
+	return m
 }
 
 func keys(m map[string]bool) []string {

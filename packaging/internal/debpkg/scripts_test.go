@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -34,4 +35,28 @@ func TestScriptsParseAsShell(t *testing.T) {
 	text, err = svcs[1].Script("postinst")
 	require.NoError(t, err)
 	require.NotContains(t, string(text), "adduser")
+}
+
+func TestRecipeValuesCannotChangeTheYAML(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	recipe := filepath.Join(dir, "x.yaml")
+	require.NoError(t, os.WriteFile(recipe, []byte("name: x\nversion: ${VERSION}\narch: amd64\n"), 0o644))
+	b := Build{Recipe: recipe, Service: Service{Package: "x", Unit: "x.service"}}
+	for vars, want := range map[string]string{
+		"":             "variables not set: [VERSION]",
+		"1.0\nevil: 1": `VERSION="1.0\nevil: 1": only letters`,
+		"1.0 #x":       `VERSION="1.0 #x"`,
+	} {
+		b.Vars = map[string]string{}
+		if vars != "" {
+			b.Vars["VERSION"] = vars
+		}
+		_, err := b.Make(t.TempDir(), t.TempDir(), time.Unix(1, 0))
+		require.ErrorContains(t, err, want)
+	}
+	b.Vars = map[string]string{"VERSION": "1.0"}
+	path, err := b.Make(t.TempDir(), t.TempDir(), time.Unix(1, 0))
+	require.NoError(t, err)
+	require.FileExists(t, path)
 }
