@@ -31,22 +31,33 @@ func (p Paragraph) Get(name string) string {
 	return ""
 }
 
-// Parse reads every paragraph of r. A line that is neither blank, a
-// continuation (leading space or tab) nor "Field: value" is an error
-// naming its line number. CRLF line ends are accepted.
+// Parse reads every paragraph of r into memory; for input that may be
+// large or hostile, Scan stops as soon as the caller has seen enough.
 func Parse(r io.Reader) ([]Paragraph, error) {
+	var out []Paragraph
+	err := Scan(r, func(p Paragraph) error {
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// Scan calls f with each paragraph of r in turn and stops at f's first
+// error, which it returns. A line that is neither blank, a continuation
+// (leading space or tab) nor "Field: value" is an error naming its line
+// number. CRLF line ends are accepted.
+func Scan(r io.Reader, f func(Paragraph) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
-		out  []Paragraph
 		cur  Paragraph
 		line int
 	)
 	for {
 		s, err := br.ReadString('\n')
-		if s == "" && err != nil {
-			if err != io.EOF {
-				return nil, fmt.Errorf("control data: %w", err)
-			}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("control data: %w", err)
+		}
+		if s == "" && err == io.EOF {
 			break
 		}
 		line++
@@ -54,17 +65,19 @@ func Parse(r io.Reader) ([]Paragraph, error) {
 		switch {
 		case strings.TrimSpace(s) == "":
 			if cur != nil {
-				out = append(out, cur)
+				if err := f(cur); err != nil {
+					return err
+				}
 				cur = nil
 			}
 		case s[0] == ' ' || s[0] == '\t':
 			if cur == nil {
-				return nil, fmt.Errorf("control data: line %d: a continuation line with no field before it", line)
+				return fmt.Errorf("control data: line %d: a continuation line with no field before it", line)
 			}
 		default:
 			key, value, ok := strings.Cut(s, ":")
-			if !ok || strings.TrimSpace(key) == "" {
-				return nil, fmt.Errorf("control data: line %d: want \"Field: value\"", line)
+			if !ok || key == "" || strings.ContainsAny(key, " \t") {
+				return fmt.Errorf("control data: line %d: want \"Field: value\"", line)
 			}
 			if cur == nil {
 				cur = Paragraph{}
@@ -76,7 +89,7 @@ func Parse(r io.Reader) ([]Paragraph, error) {
 		}
 	}
 	if cur != nil {
-		out = append(out, cur)
+		return f(cur)
 	}
-	return out, nil
+	return nil
 }

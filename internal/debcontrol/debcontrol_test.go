@@ -1,6 +1,7 @@
 package debcontrol
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -45,3 +46,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestScanStopsAtTheCallersError(t *testing.T) {
+	t.Parallel()
+	seen := 0
+	err := Scan(strings.NewReader("A: 1\n\nA: 2\n\nA: 3\n"), func(p Paragraph) error {
+		seen++
+		if p.Get("A") == "2" {
+			return errStop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errStop)
+	require.Equal(t, 2, seen)
+	_, err = Parse(strings.NewReader("Package : a\n"))
+	require.ErrorContains(t, err, "line 1: want", "a field name with a space is malformed")
+}
+
+var errStop = errors.New("stop")

@@ -93,8 +93,12 @@ type InspectOptions struct {
 
 // Limits on what inspect decodes from a bundle.
 const (
-	maxPackagesSize = 256 << 20
-	maxSBOMSize     = 256 << 20
+	// A bundle's index is about 150 KB and its SBOM about 1 MB; the caps
+	// bound what a crafted bundle can make inspect read and hold.
+	maxPackagesSize = 32 << 20
+	maxPackages     = 100_000
+	maxSBOMSize     = 64 << 20
+	maxSBOMSteps    = 2_000_000
 )
 
 // Inspect reads the bundle at path (a tar, streamed, or a directory) and
@@ -228,7 +232,7 @@ func (in *inspector) visit(e *entry) error {
 	case rel == "repo/Packages":
 		r, done, oerr := open()
 		if err = oerr; err == nil {
-			t.packages, err = ParsePackages(io.LimitReader(r, maxPackagesSize))
+			t.packages, err = ParsePackages(capped(r, maxPackagesSize))
 			t.havePkgs = err == nil
 			done()
 		}
@@ -236,7 +240,7 @@ func (in *inspector) visit(e *entry) error {
 		r, done, oerr := open()
 		if err = oerr; err == nil {
 			var s SBOM
-			s, err = SummarizeSBOM(io.LimitReader(r, maxSBOMSize))
+			s, err = SummarizeSBOM(capped(r, maxSBOMSize))
 			s.File = rel
 			if err == nil {
 				t.sboms = append(t.sboms, s)
@@ -334,17 +338,20 @@ func (in *inspector) result(src *source, opts InspectOptions) *Inspection {
 // ParsePackages reads the package name, version and architecture of every
 // stanza of an apt Packages index, sorted by name, version, architecture.
 func ParsePackages(r io.Reader) ([]Pkg, error) {
-	paras, err := debcontrol.Parse(r)
-	if err != nil {
-		return nil, fmt.Errorf("apt index: %w", err)
-	}
-	pkgs := make([]Pkg, 0, len(paras))
-	for n, p := range paras {
+	var pkgs []Pkg
+	err := debcontrol.Scan(r, func(p debcontrol.Paragraph) error {
 		pkg := Pkg{Name: p.Get("Package"), Version: p.Get("Version"), Architecture: p.Get("Architecture")}
-		if pkg.Name == "" {
-			return nil, fmt.Errorf("apt index: stanza %d has no Package field", n+1)
+		switch {
+		case pkg.Name == "":
+			return fmt.Errorf("stanza %d has no Package field", len(pkgs)+1)
+		case len(pkgs) == maxPackages:
+			return fmt.Errorf("more than %d packages", maxPackages)
 		}
 		pkgs = append(pkgs, pkg)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apt index: %w", err)
 	}
 	slices.SortFunc(pkgs, func(a, b Pkg) int {
 		return cmpStrings(a.Name, b.Name, a.Version, b.Version, a.Architecture, b.Architecture)
@@ -402,6 +409,10 @@ func SummarizeSBOM(r io.Reader) (SBOM, error) {
 		}
 	}
 	isGo := func(c *cdx.Component) bool { return strings.HasPrefix(c.PackageURL, "pkg:golang/") }
+	// Each application walks the dependency graph on its own; a crafted
+	// graph (thousands of applications sharing one deep graph) could make
+	// that take minutes, so the walks share one budget.
+	budget := maxSBOMSteps
 
 	for _, c := range all {
 		s.Components++
@@ -440,6 +451,9 @@ func SummarizeSBOM(r io.Reader) (SBOM, error) {
 			if ref == "" || seen[ref] {
 				continue
 			}
+			if budget--; budget < 0 {
+				return s, fmt.Errorf("dependency graph too large to summarise (more than %d steps)", maxSBOMSteps)
+			}
 			seen[ref] = true
 			for _, d := range deps[ref] {
 				if m, ok := byRef[d]; ok && isGo(m) {
@@ -452,6 +466,31 @@ func SummarizeSBOM(r io.Reader) (SBOM, error) {
 	}
 	slices.SortFunc(s.Applications, func(a, b App) int { return cmpStrings(a.Name, b.Name, a.Version, b.Version) })
 	return s, nil
+}
+
+// capped reads r and fails, rather than stopping quietly, past limit bytes.
+func capped(r io.Reader, limit int64) io.Reader { return &cappedReader{r: r, left: limit} }
+
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// Past the cap only if anything is left to read.
+		var one [1]byte
+		if n, _ := io.ReadFull(c.r, one[:]); n > 0 {
+			return 0, errors.New("larger than the size limit for this file")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // recordingReader keeps the first error of the underlying stream other than

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode"
 )
 
 // WriteText writes a short human summary of a verification: which bundle,
@@ -85,10 +86,29 @@ type errWriter struct {
 	err error
 }
 
+// printf writes to the terminal, so every string argument, which may come
+// from the bundle (file names, package fields, SBOM names), is shown
+// quoted when it holds anything but printable characters: a crafted name
+// cannot move the cursor, recolour or rewrite the lines before it.
 func (e *errWriter) printf(format string, args ...any) {
-	if e.err == nil {
-		_, e.err = fmt.Fprintf(e.w, format, args...)
+	if e.err != nil {
+		return
 	}
+	for i, a := range args {
+		if s, ok := a.(string); ok && !printable(s) {
+			args[i] = strconv.Quote(s)
+		}
+	}
+	_, e.err = fmt.Fprintf(e.w, format, args...)
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // NewProgress returns a Progress callback that writes "<label>: 45% (180.0
