@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -109,23 +111,39 @@ func Build(root string, progress func(done, total int64)) ([]Entry, error) {
 	return entries, nil
 }
 
-// HashFile returns the SHA-256 and size of the regular file name; anything
-// else (a FIFO, a device) is an error naming it rather than a read that
-// blocks.
+// OpenRegular opens name for reading only if it is a regular file. The
+// open itself neither follows a symlink nor waits on a FIFO (O_NOFOLLOW,
+// O_NONBLOCK), so a file swapped after a directory walk saw it cannot
+// redirect or block the read.
+func OpenRegular(name string) (*os.File, error) {
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ELOOP {
+			return nil, fmt.Errorf("%s: a symlink: only directories and regular files may be in a bundle", name)
+		}
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), name)
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %s: only directories and regular files may be in a bundle", name, describeMode(info.Mode().Type()))
+	}
+	return f, nil
+}
+
+// HashFile returns the SHA-256 and size of the regular file name
+// (opened with OpenRegular).
 func HashFile(name string) (sum [32]byte, n int64, err error) {
-	f, err := os.Open(name)
+	f, err := OpenRegular(name)
 	if err != nil {
 		return sum, 0, err
 	}
 	defer f.Close()
-	// The walk saw a regular file; make sure it still is one (not swapped for a FIFO that would block).
-	info, err := f.Stat()
-	if err != nil {
-		return sum, 0, err
-	}
-	if !info.Mode().IsRegular() {
-		return sum, 0, fmt.Errorf("%s: %s: only directories and regular files may be in a bundle", name, describeMode(info.Mode().Type()))
-	}
 	h := sha256.New()
 	if n, err = io.Copy(h, f); err != nil {
 		return sum, n, fmt.Errorf("%s: %w", name, err)

@@ -205,3 +205,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A FIFO or a symlink where a file was is refused at open: no read that
+// blocks forever, no file read through a link.
+func TestHashFileRefusesFIFOsAndSymlinks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o644))
+	_, _, err := HashFile(fifo)
+	require.ErrorContains(t, err, fifo)
+	require.ErrorContains(t, err, "only directories and regular files")
+
+	target := filepath.Join(dir, "target")
+	require.NoError(t, os.WriteFile(target, []byte("x"), 0o644))
+	link := filepath.Join(dir, "link")
+	require.NoError(t, os.Symlink(target, link))
+	_, _, err = HashFile(link)
+	require.ErrorContains(t, err, link+": a symlink")
+
+	sum, n, err := HashFile(target)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.Equal(t, sha256.Sum256([]byte("x")), sum)
+}

@@ -291,20 +291,7 @@ func walkDir(ctx context.Context, dir string, visit func(*entry) error) error {
 	})
 }
 
-func openRegular(p string) (io.ReadCloser, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
-		f.Close()
-		if err == nil {
-			err = errors.New("no longer a regular file")
-		}
-		return nil, err
-	}
-	return f, nil
-}
+func openRegular(p string) (io.ReadCloser, error) { return manifest.OpenRegular(p) }
 
 func describe(t fs.FileMode, p string) string {
 	switch {
