@@ -71,14 +71,17 @@ test-short:
 ## minio: build the pinned MinIO server the S3 tests run against (internal/miniotest), once:
 ## it is cached in ~/.cache/garrison/minio-<version>; a cold build takes about 7 minutes
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
-MINIO_DIR := $(HOME)/.cache/garrison/minio-$(MINIO_VERSION)
+# Static, stripped and path-free: the bundle ships this binary, so it must
+# not depend on the build host's libc, $$HOME or build ids.
+MINIO_DIR := $(HOME)/.cache/garrison/minio-$(MINIO_VERSION)-static
 .PHONY: minio
 minio:
 	@if [ -x "$(MINIO_DIR)/minio" ]; then \
 		echo "minio $(MINIO_VERSION): $(MINIO_DIR)/minio"; \
 	else \
 		echo "Building minio $(MINIO_VERSION) into $(MINIO_DIR) (a few minutes the first time)..." >&2; \
-		mkdir -p "$(MINIO_DIR)" && GOBIN="$(MINIO_DIR)" go install github.com/minio/minio@$(MINIO_VERSION); \
+		mkdir -p "$(MINIO_DIR)" && CGO_ENABLED=0 GOBIN="$(MINIO_DIR)" \
+			go install -trimpath -ldflags '-s -w -buildid=' github.com/minio/minio@$(MINIO_VERSION); \
 	fi
 
 ## lint: formatting, go vet and staticcheck

@@ -4,7 +4,7 @@
 // ends.
 //
 // The binary is built from a pinned source version by `make minio` into
-// $HOME/.cache/garrison/minio-<Version>/minio (GARRISON_MINIO overrides the
+// $HOME/.cache/garrison/minio-<Version>-static/minio (GARRISON_MINIO overrides the
 // path). When it is missing the test is skipped with the command to run,
 // except under CI=true where it fails: a CI run without MinIO is broken.
 package miniotest
@@ -49,7 +49,7 @@ func Binary() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%w: %v", ErrNotFound, err)
 		}
-		p = filepath.Join(home, ".cache", "garrison", "minio-"+Version, "minio")
+		p = filepath.Join(home, ".cache", "garrison", "minio-"+Version+"-static", "minio")
 	}
 	fi, err := os.Stat(p)
 	if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
