@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/garrison-chat/garrison/internal/pgcluster"
+	"github.com/garrison-chat/garrison/internal/pgtest"
 	"github.com/garrison-chat/garrison/server/internal/cluster"
 	"github.com/garrison-chat/garrison/server/internal/model"
 	"github.com/garrison-chat/garrison/server/internal/postgres"
@@ -31,20 +31,7 @@ func TestDatabaseUnavailableIs503(t *testing.T) {
 
 	// The database stops taking connections and ends the open ones, as
 	// a server shutting down for a failover does.
-	ctx := t.Context()
-	db := ts.Store.Pool().Config().ConnConfig.Database
-	admin := ts.Store.Pool().Config().ConnConfig.Copy()
-	admin.Database = "postgres"
-	conn, err := pgx.ConnectConfig(ctx, admin)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` ALLOW_CONNECTIONS true`)
-		_ = conn.Close(context.Background())
-	})
-	_, err = conn.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` ALLOW_CONNECTIONS false`)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
-	require.NoError(t, err)
+	pgtest.AllowConnections(t, ts.Store.Pool().Config().ConnConfig.ConnString(), false)
 
 	for range 2 { // a connection that was ended, then a new one refused
 		resp, body := u.do("GET", "/users/me", nil)
