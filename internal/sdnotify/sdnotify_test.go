@@ -160,9 +160,10 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 	}
 }
 
-// TestWatchdogPingsAtHalfTheTimeout runs the real ticker from
-// WATCHDOG_USEC.
-func TestWatchdogPingsAtHalfTheTimeout(t *testing.T) {
+// TestWatchdogPingsFromWatchdogUSECAndStopsOnce runs the real ticker that
+// WATCHDOG_USEC asks for (its period, half the timeout, is
+// TestWatchdogInterval's), and checks Stop and Start after Stop.
+func TestWatchdogPingsFromWatchdogUSECAndStopsOnce(t *testing.T) {
 	sock := sdnotifytest.Listen(t)
 	t.Setenv("WATCHDOG_USEC", "20000") // pings every 10ms
 	w := newNotifier().Watchdog(WatchdogOptions{Check: func(context.Context) error { return nil }})
