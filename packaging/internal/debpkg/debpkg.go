@@ -64,7 +64,7 @@ func (b Build) Make(outDir, scriptDir string, mtime time.Time) (string, error) {
 	// its structure (no ": ", " #", quotes or newlines) are allowed.
 	for _, k := range keys(used(string(recipe))) {
 		if !safeValue.MatchString(vars[k]) {
-			return "", fmt.Errorf("debpkg: %s: %s=%q: only letters, digits and ._+~/- are allowed in paths and versions", b.Recipe, k, vars[k])
+			return "", fmt.Errorf("debpkg: %s: %s=%q: only letters, digits and ._+~/-@ (not first) are allowed in paths and versions", b.Recipe, k, vars[k])
 		}
 	}
 	// nfpm asks its mapping only for signing passphrases: the packages are
@@ -110,7 +110,9 @@ func (b Build) Make(outDir, scriptDir string, mtime time.Time) (string, error) {
 	return path, nil
 }
 
-var safeValue = regexp.MustCompile(`^[A-Za-z0-9._+~/-]+$`)
+// '@' appears in module-cache paths (module@version); it is safe anywhere
+// but first, where YAML reserves it.
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9._+~/-][A-Za-z0-9._+~/@-]*$`)
 
 // used lists the variables a recipe refers to.
 func used(recipe string) map[string]bool {

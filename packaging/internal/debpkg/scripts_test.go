@@ -47,6 +47,7 @@ func TestRecipeValuesCannotChangeTheYAML(t *testing.T) {
 		"":             "variables not set: [VERSION]",
 		"1.0\nevil: 1": `VERSION="1.0\nevil: 1": only letters`,
 		"1.0 #x":       `VERSION="1.0 #x"`,
+		"@1.0":         `VERSION="@1.0"`,
 	} {
 		b.Vars = map[string]string{}
 		if vars != "" {
@@ -55,7 +56,7 @@ func TestRecipeValuesCannotChangeTheYAML(t *testing.T) {
 		_, err := b.Make(t.TempDir(), t.TempDir(), time.Unix(1, 0))
 		require.ErrorContains(t, err, want)
 	}
-	b.Vars = map[string]string{"VERSION": "1.0"}
+	b.Vars = map[string]string{"VERSION": "1.0+mod@v1"}
 	path, err := b.Make(t.TempDir(), t.TempDir(), time.Unix(1, 0))
 	require.NoError(t, err)
 	require.FileExists(t, path)
