@@ -34,9 +34,10 @@ const (
 	maxKeyFileSize = 4096
 )
 
-// KeyID renders a minisign key id the way minisign prints it: 16 uppercase
-// hex digits.
-func KeyID(id uint64) string { return fmt.Sprintf("%016X", id) }
+// KeyID renders a minisign key id the way minisign prints it (in its public
+// key files and its messages): uppercase hex without leading zeros, so that
+// an admin comparing our output with minisign's sees the same string.
+func KeyID(id uint64) string { return fmt.Sprintf("%X", id) }
 
 // GenerateKey makes a new key pair and returns it as the text of standard
 // minisign files: the public key file ("untrusted comment: minisign public

@@ -22,6 +22,15 @@ func rewriteSecret(t *testing.T, secText []byte, f func(raw []byte)) []byte {
 	return []byte(lines[0] + "\n" + base64.StdEncoding.EncodeToString(raw) + "\n")
 }
 
+// minisign prints key ids with "%" PRIX64: no zero padding. One key in
+// sixteen has a leading zero nibble, so this is pinned, not left to chance.
+func TestKeyIDLikeMinisign(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "C326DA6EADB3F95", KeyID(0x0C326DA6EADB3F95))
+	require.Equal(t, "FEDCBA9876543210", KeyID(0xFEDCBA9876543210))
+	require.Equal(t, "1", KeyID(1))
+}
+
 func TestGenerateKey(t *testing.T) {
 	t.Parallel()
 	pubText, secText, err := GenerateKey()
@@ -30,7 +39,6 @@ func TestGenerateKey(t *testing.T) {
 	pub, err := ParsePublicKeyFile(pubText)
 	require.NoError(t, err)
 	require.Equal(t, "untrusted comment: minisign public key "+KeyID(pub.ID())+"\n"+pub.String()+"\n", string(pubText))
-	require.Len(t, KeyID(pub.ID()), 16)
 
 	require.True(t, strings.HasPrefix(string(secText), "untrusted comment: minisign encrypted secret key\n"))
 	key, err := ParseSecretKey(secText)
@@ -48,12 +56,6 @@ func TestGenerateKey(t *testing.T) {
 	lib, err := key.MarshalText()
 	require.NoError(t, err)
 	rewriteSecret(t, lib, func(raw []byte) { require.Equal(t, make([]byte, 32), raw[offChecksum:]) })
-}
-
-func TestKeyIDPadding(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, "00000000000000AB", KeyID(0xab))
-	require.Equal(t, "368C0B2CC9913609", KeyID(0x368C0B2CC9913609))
 }
 
 func TestParseSecretKeyRejects(t *testing.T) {
