@@ -22,6 +22,10 @@ require (
 	github.com/SherClockHolmes/webpush-go v1.4.0
 	github.com/hashicorp/memberlist v0.7.0
 	github.com/prometheus/client_golang v1.25.0
+	// node_exporter: the agent's host metrics (its collector package, behind installer/internal/hostmetrics only).
+	github.com/prometheus/node_exporter v1.12.1
+	// kingpin: node_exporter's collector settings are kingpin flags; hostmetrics parses them.
+	github.com/alecthomas/kingpin/v2 v2.4.0
 	github.com/prometheus/client_model v0.6.3
 	golang.org/x/sys v0.49.0
 )
@@ -87,7 +91,6 @@ require (
 	github.com/Masterminds/sprig/v3 v3.3.0 // indirect
 	github.com/Microsoft/go-winio v0.6.3 // indirect
 	github.com/ProtonMail/go-crypto v1.5.2 // indirect
-	github.com/alecthomas/kingpin/v2 v2.4.0 // indirect
 	github.com/alecthomas/units v0.0.0-20240927000941-0f3dac36c52b // indirect
 	github.com/beevik/ntp v1.5.0 // indirect
 	github.com/blakesmith/ar v0.0.0-20190502131153-809d4375e1fb // indirect
@@ -126,7 +129,6 @@ require (
 	github.com/pjbgf/sha1cd v0.6.0 // indirect
 	github.com/power-devops/perfstat v0.0.0-20240221224432-82ca36839d55 // indirect
 	github.com/prometheus-community/go-runit v0.1.0 // indirect
-	github.com/prometheus/node_exporter v1.12.1 // indirect
 	github.com/safchain/ethtool v0.7.0 // indirect
 	github.com/sergi/go-diff v1.4.0 // indirect
 	github.com/shopspring/decimal v1.5.0 // indirect
