@@ -322,6 +322,26 @@ func (n *Node) Stop(ctx context.Context) error {
 	return errors.Join(stopErr, n.forget(b))
 }
 
+// Kill ends the booted node at once, like pulling its power cord: no
+// unit is stopped, nothing is flushed. systemd-nspawn is killed by PID,
+// and every process of the node with it (see bootState.kill); Kill
+// returns once they are all gone and the node's cgroups are removed. The
+// node's tree stays as the kill left it, and Boot may boot it again. Kill
+// does nothing when the node is not booted.
+func (n *Node) Kill() error {
+	n.mu.Lock()
+	b := n.boot
+	n.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	if err := b.kill(); err != nil {
+		return n.errorf("kill: %w", err)
+	}
+	n.logf("debroot: node %s: killed", n.name)
+	return n.forget(b)
+}
+
 // forget cleans up after the boot b, which has ended: what a killed
 // systemd-nspawn leaves behind, the node's cgroups, and boot.json.
 func (n *Node) forget(b *bootState) error {
@@ -345,6 +365,11 @@ func (n *Node) forget(b *bootState) error {
 // reaps it and exits. So when done is closed, nothing of the node runs.
 // unshare itself is killed only if that does not happen.
 func (b *bootState) kill() error {
+	select {
+	case <-b.done:
+		return nil
+	default:
+	}
 	if pid, err := b.nspawnPID(); err == nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		t := time.NewTimer(30 * time.Second)

@@ -67,7 +67,7 @@ func Check() error {
 	} else {
 		missing = append(missing, checkSpace(map[string]uint64{cache: needCache, os.TempDir(): needTemp})...)
 	}
-	if avail, err := memAvailable(); err == nil && avail < needMem {
+	if avail, err := MemAvailable(); err == nil && avail < needMem {
 		missing = append(missing, fmt.Sprintf("memory: %s available, need %s", gib(avail), gib(needMem)))
 	}
 	if len(missing) > 0 {
@@ -124,7 +124,20 @@ func existingParent(dir string) string {
 	}
 }
 
-func memAvailable() (uint64, error) {
+// DiskFree returns the bytes free for an unprivileged user (statfs
+// f_bavail) on the file system that holds dir, or would hold it: a
+// missing dir is measured at its nearest existing parent.
+func DiskFree(dir string) (uint64, error) {
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(existingParent(dir), &sfs); err != nil {
+		return 0, fmt.Errorf("debroot: disk space under %s: %w", dir, err)
+	}
+	return sfs.Bavail * uint64(sfs.Bsize), nil
+}
+
+// MemAvailable returns the kernel's estimate of the memory available for
+// new work without swapping (MemAvailable in /proc/meminfo), in bytes.
+func MemAvailable() (uint64, error) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, err

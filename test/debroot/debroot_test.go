@@ -271,6 +271,35 @@ func TestStopKillsANodeThatDoesNotPowerOff(t *testing.T) {
 	requireNothingLeft(t, n)
 }
 
+// TestKill: a node killed like a pulled power cord is gone at once, and
+// boots again from what its disk held.
+func TestKill(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	n := debroot.NewNode(t, debroot.Prepare(t), "killed")
+	require.NoError(t, n.Kill(), "not booted: nothing to do")
+	require.NoError(t, n.Boot(ctx, debroot.BootOptions{}))
+	leader, err := n.Leader()
+	require.NoError(t, err)
+	id, err := n.ReadFile("/etc/machine-id")
+	require.NoError(t, err)
+
+	require.NoError(t, n.Kill())
+	_, err = os.Stat(fmt.Sprintf("/proc/%d", leader))
+	require.True(t, os.IsNotExist(err), "the node's systemd is gone")
+	requireNothingLeft(t, n)
+	_, err = n.Exec(ctx, "true")
+	require.ErrorContains(t, err, "not booted")
+	require.NoError(t, n.Kill(), "killing it again does nothing")
+
+	require.NoError(t, n.Boot(ctx, debroot.BootOptions{}))
+	again, err := n.ReadFile("/etc/machine-id")
+	require.NoError(t, err)
+	require.Equal(t, string(id), string(again))
+	require.NoError(t, n.Stop(ctx))
+	requireNothingLeft(t, n)
+}
+
 func TestBootOptions(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

@@ -61,11 +61,11 @@
 // namespace that outlives each command (and a process to hold it) while
 // the host could no longer see the tree.
 //
-// Files go into a node with WriteFile, never with a host path below
-// Root: Debian roots have absolute symlinks (nginx's sites-enabled/default)
-// that a host write would follow out of the root onto the host's own
-// files. WriteFile and ReadFile resolve paths with openat2
-// RESOLVE_IN_ROOT, as a chroot would.
+// Files go into a node with WriteFile (directories with MkdirAll), never
+// with a host path below Root: Debian roots have absolute symlinks
+// (nginx's sites-enabled/default) that a host write would follow out of
+// the root onto the host's own files. WriteFile, MkdirAll and ReadFile
+// resolve paths with openat2 RESOLVE_IN_ROOT, as a chroot would.
 //
 // Chroot runs a command as PID 1 of new mount, PID, UTS, IPC and network
 // namespaces (unshare --kill-child), chrooted into the node with /proc and
@@ -79,21 +79,26 @@
 // a cgroup of its own (two nodes in one cgroup break each other's units),
 // and waits for `systemctl is-system-running`. Exec runs a command in the
 // booted node through nsenter. Stop powers it off, and kills it by PID if
-// it does not go down.
+// it does not go down; Kill kills it by PID at once (a pulled power
+// cord). Either way the node can be booted again.
 //
 // # Leftovers
 //
-// NewNode registers the node's removal with t.Cleanup. Every process the
-// harness starts dies with the test process (Pdeathsig, and unshare
-// --kill-child under it), and a later CreateNode sweeps the scratch
-// directories of test processes that are gone, killing a node left
-// booted only after checking /proc that the recorded PID is still that
-// node's.
+// NewNode registers the node's removal with t.Cleanup (logging
+// Diagnostics, the journal and console tails, when the test failed).
+// Every process the harness starts dies with the test process (Pdeathsig,
+// and unshare --kill-child under it), and a later CreateNode sweeps the
+// scratch directories of test processes that are gone, killing a node
+// left booted only after checking /proc that the recorded PID is still
+// that node's. Harnesses that make nodes in directories of their own
+// (the testbed, with CreateNode's Dir) call Sweep on those.
 //
 // # Requirements
 //
 // Root; Linux 5.6 or later (openat2); the Debian packages debootstrap and
 // systemd-container, plus iproute2, util-linux, mount, coreutils and dash
 // (Check names what is missing, with the package); 3 GiB of free disk in
-// the cache directory and os.TempDir() together, and 1 GiB of free memory.
+// the cache directory and os.TempDir() together, and 1 GiB of free memory
+// (DiskFree and MemAvailable measure them, for harnesses with needs of
+// their own).
 package debroot

@@ -69,7 +69,7 @@ func NewNode(t testing.TB, base *Base, name string) *Node {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if t.Failed() {
-			t.Log(n.diagnostics(ctx))
+			t.Log(n.Diagnostics(ctx))
 		}
 		if err := n.Remove(ctx); err != nil {
 			t.Error(err)
@@ -98,7 +98,7 @@ func CreateNode(ctx context.Context, base *Base, o NodeOptions) (_ *Node, err er
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	sweep(parent, logf)
+	Sweep(parent, logf)
 
 	dir, err := os.MkdirTemp(parent, dirPrefix+o.Name+"-")
 	if err != nil {
@@ -224,6 +224,20 @@ func (n *Node) WriteFile(path string, data []byte, perm fs.FileMode) error {
 	return nil
 }
 
+// MkdirAll creates directory path in the node with mode perm, and its
+// missing parents with mode 0755, resolving symlinks as WriteFile does;
+// an existing directory gets mode perm too.
+func (n *Node) MkdirAll(path string, perm fs.FileMode) error {
+	dir, err := n.view()
+	if err != nil {
+		return err
+	}
+	if err := mkdirIn(dir, path, perm); err != nil {
+		return n.errorf("mkdir %s: %w", path, err)
+	}
+	return nil
+}
+
 // ReadFile reads the regular file path in the node, resolving symlinks as
 // WriteFile does.
 func (n *Node) ReadFile(path string) ([]byte, error) {
@@ -254,9 +268,10 @@ func (n *Node) view() (string, error) {
 	return fmt.Sprintf("/proc/%d/root", pid), nil
 }
 
-// diagnostics returns the journal (when booted) and the console log's
-// tail, for a failed test.
-func (n *Node) diagnostics(ctx context.Context) string {
+// Diagnostics returns, for a failed test's output, the last 200 lines of
+// the journal (when booted) and the last 60 lines of the console log of
+// its boots; "" for a node that was never booted.
+func (n *Node) Diagnostics(ctx context.Context) string {
 	n.mu.Lock()
 	b, booted := n.boot, n.booted
 	n.mu.Unlock()
@@ -349,12 +364,19 @@ type bootRecord struct {
 	Cgroups    []string `json:"cgroups"`
 }
 
-// sweep removes the nodes under parent whose owner process is gone (a
+// Sweep removes the nodes under parent whose owner process is gone (a
 // test killed by -timeout or SIGKILL runs no cleanup): it kills a node
 // still booted — only after checking /proc that the recorded PID is still
 // that node's unshare running systemd-nspawn on its root, so a recycled
-// PID is never hit — and deletes the scratch directory.
-func sweep(parent string, logf func(string, ...any)) {
+// PID is never hit —, removes its cgroups and what systemd-nspawn leaves
+// under /run, and deletes the scratch directory. CreateNode sweeps its
+// parent directory; a harness that makes nodes in directories of its own
+// (the testbed) calls Sweep on them when it cleans up after a dead run.
+// Nodes of live processes are never touched. logf may be nil.
+func Sweep(parent string, logf func(string, ...any)) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
 	dirs, _ := filepath.Glob(filepath.Join(parent, dirPrefix+"*"))
 	for _, dir := range dirs {
 		owner, err := readPID(filepath.Join(dir, "owner.pid"))

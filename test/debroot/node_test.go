@@ -37,7 +37,7 @@ func TestSweepKillsOrphanedNodes(t *testing.T) {
 	require.NoError(t, dead.Run())
 	require.NoError(t, os.WriteFile(filepath.Join(n.Dir(), "owner.pid"), []byte(strconv.Itoa(dead.Process.Pid)), 0o644))
 
-	sweep(parent, t.Logf)
+	Sweep(parent, t.Logf)
 	require.NoDirExists(t, n.Dir())
 	require.DirExists(t, live.Dir())
 	select {

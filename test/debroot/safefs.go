@@ -145,6 +145,35 @@ func writeFileIn(dir, path string, data []byte, perm fs.FileMode) error {
 	return f.Close()
 }
 
+// mkdirIn creates directory path inside the root directory dir, with
+// its missing parents (0755), and gives it mode perm.
+func mkdirIn(dir, path string, perm fs.FileMode) error {
+	rel, err := relPath(path)
+	if err != nil {
+		return err
+	}
+	if rel == "" {
+		return fmt.Errorf("cannot create %q: it is the root", path)
+	}
+	rootfd, err := openRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	if err := mkdirAllIn(rootfd, rel); err != nil {
+		return err
+	}
+	fd, err := openIn(rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
+		return &fs.PathError{Op: "chmod", Path: path, Err: err}
+	}
+	return nil
+}
+
 // readFileIn reads the regular file path inside the root directory dir.
 func readFileIn(dir, path string) ([]byte, error) {
 	rel, err := relPath(path)

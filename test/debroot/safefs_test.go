@@ -211,3 +211,43 @@ func TestCheckSpaceAddsNeedsOnOneFileSystem(t *testing.T) {
 	require.Contains(t, msgs[0], a)
 	require.Contains(t, msgs[0], b)
 }
+
+func TestMkdirInStaysInRootAndChmods(t *testing.T) {
+	t.Parallel()
+	root, host := t.TempDir(), t.TempDir()
+	require.NoError(t, os.Symlink(host, filepath.Join(root, "home")))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, host), 0o755))
+
+	require.NoError(t, mkdirIn(root, "/root/.ssh", 0o700))
+	fi, err := os.Stat(filepath.Join(root, "root", ".ssh"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	require.NoError(t, mkdirIn(root, "/root/.ssh", 0o750), "an existing directory gets the mode")
+	fi, err = os.Stat(filepath.Join(root, "root", ".ssh"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o750), fi.Mode().Perm())
+
+	// Through an absolute link: created where it points inside the root.
+	require.NoError(t, mkdirIn(root, "/home/admin", 0o700))
+	require.DirExists(t, filepath.Join(root, host, "admin"))
+	require.NoDirExists(t, filepath.Join(host, "admin"), "nothing created on the host")
+
+	require.ErrorContains(t, mkdirIn(root, "/", 0o700), "it is the root")
+	require.ErrorContains(t, mkdirIn(root, "rel", 0o700), "not absolute")
+	require.NoError(t, writeFileIn(root, "/etc/file", nil, 0o644))
+	require.Error(t, mkdirIn(root, "/etc/file", 0o700), "a file is not a directory")
+}
+
+func TestDiskFree(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	free, err := DiskFree(dir)
+	require.NoError(t, err)
+	require.Positive(t, free)
+	missing, err := DiskFree(filepath.Join(dir, "not", "yet"))
+	require.NoError(t, err, "measured at the nearest existing parent")
+	require.InDelta(t, float64(free), float64(missing), 1<<30)
+	mem, err := MemAvailable()
+	require.NoError(t, err)
+	require.Positive(t, mem)
+}
