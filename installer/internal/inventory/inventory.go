@@ -138,7 +138,9 @@ type Node struct {
 func (n Node) Has(r string) bool { return slices.Contains(n.Roles, r) }
 
 // Sync reports whether the database replicates synchronously.
-func (inv *Inventory) Sync() bool { return inv.Options.SynchronousReplication != nil && *inv.Options.SynchronousReplication }
+func (inv *Inventory) Sync() bool {
+	return inv.Options.SynchronousReplication != nil && *inv.Options.SynchronousReplication
+}
 
 // Push reports whether the push proxy runs.
 func (inv *Inventory) Push() bool { return inv.Options.Push == nil || *inv.Options.Push }
