@@ -34,6 +34,8 @@ const mainUsage = `garrisonctl manages a Garrison appliance.
 Usage:
   garrisonctl bundle verify PATH [flags]   check a bundle's signature and every file; write a signed receipt
   garrisonctl bundle inspect PATH [flags]  show a bundle's version, signer, contents, packages and SBOM
+  garrisonctl plan INVENTORY               check an inventory and show what an install would do
+  garrisonctl install INVENTORY BUNDLE     install (or finish installing) the site from a bundle
   garrisonctl version                      print garrisonctl's version
   garrisonctl help [COMMAND...]            show help for a command
 
@@ -66,6 +68,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitOK
 	case "bundle":
 		return e.bundle(args[1:])
+	case "plan":
+		return e.plan(args[1:])
+	case "install":
+		return e.install(args[1:])
 	default:
 		return e.usageError("", fmt.Sprintf("unknown command %q", args[0]), mainUsage)
 	}
@@ -82,6 +88,11 @@ func (e *env) help(topic []string) int {
 	case "bundle":
 		fmt.Fprint(e.stdout, bundleUsage)
 		return exitOK
+	case "plan":
+		fmt.Fprint(e.stdout, planUsage)
+		return exitOK
+	case "install":
+		return e.install([]string{"-h"})
 	case "bundle verify", "bundle inspect":
 		return e.bundle([]string{topic[1], "-h"})
 	default:
