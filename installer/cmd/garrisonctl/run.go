@@ -36,6 +36,7 @@ Usage:
   garrisonctl bundle inspect PATH [flags]  show a bundle's version, signer, contents, packages and SBOM
   garrisonctl plan INVENTORY               check an inventory and show what an install would do
   garrisonctl install INVENTORY BUNDLE     install (or finish installing) the site from a bundle
+  garrisonctl health INVENTORY             show every node's and service's health (exit 0 green, 3 yellow, 1 red)
   garrisonctl version                      print garrisonctl's version
   garrisonctl help [COMMAND...]            show help for a command
 
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.plan(args[1:])
 	case "install":
 		return e.install(args[1:])
+	case "health":
+		return e.health(args[1:])
 	default:
 		return e.usageError("", fmt.Sprintf("unknown command %q", args[0]), mainUsage)
 	}
@@ -93,6 +96,8 @@ func (e *env) help(topic []string) int {
 		return exitOK
 	case "install":
 		return e.install([]string{"-h"})
+	case "health":
+		return e.health([]string{"-h"})
 	case "bundle verify", "bundle inspect":
 		return e.bundle([]string{topic[1], "-h"})
 	default:

@@ -6,9 +6,9 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,20 +117,6 @@ func ClientCert(ca *pki.CA, siteDir string, now time.Time) (tls.Certificate, err
 
 // --- health ----------------------------------------------------------------
 
-// NodeHealth is one agent's /health answer.
-type NodeHealth struct {
-	Node     string          `json:"node"`
-	Status   string          `json:"status"`
-	Services []ServiceHealth `json:"services"`
-}
-
-// ServiceHealth is one service on a node.
-type ServiceHealth struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-	Reason string `json:"reason"`
-}
-
 func (in *Installer) health(ctx context.Context) error {
 	cert, err := in.clientCert()
 	if err != nil {
@@ -138,43 +124,23 @@ func (in *Installer) health(ctx context.Context) error {
 	}
 	results := make([]NodeHealth, len(in.site.Inv.Nodes))
 	for i, n := range in.site.Inv.Nodes {
-		results[i].Node = n.Name
-	}
-	err = in.each(ctx, in.site.Inv.Nodes, func(ctx context.Context, n *node) error {
-		hc := in.httpClient(n, n.Name, &cert)
-		var h NodeHealth
 		err := in.waitFor(ctx, "every service on "+n.Name+" green", func(ctx context.Context) error {
-			h = NodeHealth{}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+hostPort(n.Address, PortAgent)+"/health", nil)
-			resp, err := hc.Do(req)
-			if err != nil {
-				return err
+			nd := in.nodes[n.Name]
+			results[i] = agentHealth(ctx, in.httpClient(nd, n.Name, &cert), n)
+			if results[i].Status == Green {
+				return nil
 			}
-			defer resp.Body.Close()
-			if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h); err != nil {
-				return fmt.Errorf("agent: %s: %w", resp.Status, err)
-			}
-			if h.Status != "green" {
-				var bad []string
-				for _, s := range h.Services {
-					if s.Status != "green" {
-						bad = append(bad, s.Name+" "+s.Status+": "+s.Reason)
-					}
+			var bad []string
+			for _, s := range results[i].Services {
+				if s.Status != Green {
+					bad = append(bad, s.Name+" "+s.Status+": "+s.Reason)
 				}
-				return fmt.Errorf("%s", strings.Join(bad, "; "))
 			}
-			return nil
+			return errors.New(strings.Join(bad, "; "))
 		})
-		for i := range results {
-			if results[i].Node == n.Name {
-				results[i] = h
-				results[i].Node = n.Name
-			}
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
 		}
-		return err
-	})
-	if err != nil {
-		return err
 	}
 	return in.writeReceipt(ctx, results)
 }
