@@ -37,6 +37,7 @@ Usage:
   garrisonctl plan INVENTORY               check an inventory and show what an install would do
   garrisonctl install INVENTORY BUNDLE     install (or finish installing) the site from a bundle
   garrisonctl health INVENTORY             show every node's and service's health (exit 0 green, 3 yellow, 1 red)
+  garrisonctl agent [--config FILE]        run the node agent (the garrison-agent unit does this)
   garrisonctl version                      print garrisonctl's version
   garrisonctl help [COMMAND...]            show help for a command
 
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.install(args[1:])
 	case "health":
 		return e.health(args[1:])
+	case "agent":
+		return e.agent(args[1:])
 	default:
 		return e.usageError("", fmt.Sprintf("unknown command %q", args[0]), mainUsage)
 	}
@@ -98,6 +101,8 @@ func (e *env) help(topic []string) int {
 		return e.install([]string{"-h"})
 	case "health":
 		return e.health([]string{"-h"})
+	case "agent":
+		return e.agent([]string{"-h"})
 	case "bundle verify", "bundle inspect":
 		return e.bundle([]string{topic[1], "-h"})
 	default:
