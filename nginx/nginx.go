@@ -692,7 +692,20 @@ http {
 {{- range .PlainHeaders}}
         {{.}}
 {{- end}}
-        return 301 {{.Redirect}};
+
+        # For the node agent's health check: nginx answers, on loopback only.
+        location = /nginx-health {
+            access_log off;
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+            default_type text/plain;
+            return 200 "ok\n";
+        }
+
+        location / {
+            return 301 {{.Redirect}};
+        }
     }
 {{- end}}
 

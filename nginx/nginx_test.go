@@ -267,8 +267,14 @@ func TestRenderRoutes(t *testing.T) {
 			if tc.c.TLS != nil {
 				require.Len(t, servers, 2)
 				redirect := servers[0]
-				require.Empty(t, redirect.all("location"), "plain HTTP only redirects")
-				require.Equal(t, []string{"return", "301", "https://$host$request_uri"}, redirect.only(t, "return").args)
+				// Plain HTTP only redirects, but for nginx's own health
+				// answer to loopback.
+				locs := redirect.all("location")
+				require.Len(t, locs, 2)
+				require.Equal(t, []string{"location", "=", "/nginx-health"}, locs[0].args)
+				require.Equal(t, []string{"deny", "all"}, locs[0].only(t, "deny").args)
+				require.Equal(t, []string{"location", "/"}, locs[1].args)
+				require.Equal(t, []string{"return", "301", "https://$host$request_uri"}, locs[1].only(t, "return").args)
 			} else {
 				require.Len(t, servers, 1)
 			}

@@ -217,6 +217,11 @@ func TestNginxServes(t *testing.T) {
 		require.Empty(t, resp.Header.Values("Strict-Transport-Security"), "not over plain HTTP")
 		_, reached := app.find("/api/v4/users/me")
 		require.False(t, reached, "plain HTTP never reaches the app")
+
+		// nginx's health answer, for the node agent on loopback.
+		resp, body := do(t, "GET", "http://"+plainAddr+"/nginx-health", "")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "ok\n", body)
 	})
 
 	t.Run("static", func(t *testing.T) {

@@ -76,7 +76,7 @@ func (s *Site) AgentConfig(n inventory.Node) ([]byte, error) {
 		}
 	}
 	if n.Has(inventory.RoleProxy) {
-		add("nginx", "http", "http://127.0.0.1:"+strconv.Itoa(PortHTTP)+"/")
+		add("nginx", "http", "http://127.0.0.1:"+strconv.Itoa(PortHTTP)+"/nginx-health")
 	}
 	out, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
