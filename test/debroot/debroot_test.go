@@ -296,8 +296,19 @@ func TestKill(t *testing.T) {
 	again, err := n.ReadFile("/etc/machine-id")
 	require.NoError(t, err)
 	require.Equal(t, string(id), string(again))
+
+	// Down by itself, before Stop: files are still written, on disk.
+	_, _ = n.Exec(ctx, "systemctl", "poweroff", "--no-block") // may lose its connection
+	require.Eventually(t, func() bool { _, err := n.Leader(); return err != nil }, time.Minute, 20*time.Millisecond)
+	require.NoError(t, n.WriteFile("/etc/motd", []byte("written while down\n"), 0o644))
+	b, err := n.ReadFile("/etc/motd")
+	require.NoError(t, err)
+	require.Equal(t, "written while down\n", string(b))
 	require.NoError(t, n.Stop(ctx))
 	requireNothingLeft(t, n)
+	b, err = os.ReadFile(filepath.Join(n.Root(), "etc", "motd"))
+	require.NoError(t, err)
+	require.Equal(t, "written while down\n", string(b), "in the tree on disk")
 }
 
 func TestBootOptions(t *testing.T) {

@@ -212,7 +212,9 @@ func (n *Node) ChrootWith(ctx context.Context, o ChrootOptions, args ...string) 
 // directories (0755); the file gets mode perm. Symlinks are followed as
 // inside the node (an absolute link to /etc/x writes the node's /etc/x),
 // never out of it. In a booted node it writes what the node sees, its
-// tmpfs mounts (/run, /tmp) included.
+// tmpfs mounts (/run, /tmp) included; while the node is starting (its
+// systemd not yet PID 1) or has gone down by itself, the tree on disk,
+// which is what it will see (or saw) outside those mounts.
 func (n *Node) WriteFile(path string, data []byte, perm fs.FileMode) error {
 	dir, err := n.view()
 	if err != nil {
@@ -253,7 +255,12 @@ func (n *Node) ReadFile(path string) ([]byte, error) {
 }
 
 // view returns the directory that is the node's "/": its root directory,
-// or, when booted, its PID 1's root, where its own mounts are visible.
+// or, when its systemd runs, its PID 1's root, where its own mounts are
+// visible. systemd-nspawn runs the node on the root directory itself, so
+// while there is no systemd (starting, or down before Stop) the root
+// directory is what the node sees but for its tmpfs mounts: a harness
+// writing a config file at that moment (the testbed's /etc/hosts, while
+// another node boots) must not fail.
 func (n *Node) view() (string, error) {
 	n.mu.Lock()
 	b := n.boot
@@ -263,7 +270,7 @@ func (n *Node) view() (string, error) {
 	}
 	pid, err := b.leader()
 	if err != nil {
-		return "", n.errorf("%w", err)
+		return n.root, nil
 	}
 	return fmt.Sprintf("/proc/%d/root", pid), nil
 }
