@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -140,10 +141,22 @@ func (n *Node) Dir() string { return n.dir }
 // String returns the node's name.
 func (n *Node) String() string { return n.name }
 
-// Run runs a short command inside the node's namespace and returns its
-// combined output; the error includes the output.
+// Command returns a command that runs path with args inside the node's
+// network namespace (`ip netns exec <namespace> path args...`, which
+// execs path, so the process is the program's own), such as the admin's
+// garrisonctl run from a plain node: every client aimed at a node address
+// must run in a namespace. It has the test's environment and working
+// directory, like exec.Command; set Env, Dir, Stdin or Stdout as needed.
+// ctx kills it (SIGKILL) if it ends first. For a server that outlives
+// the call, use Start.
+func (n *Node) Command(ctx context.Context, path string, args ...string) *exec.Cmd {
+	return command(ctx, "ip", append([]string{"netns", "exec", n.ns, path}, args...)...)
+}
+
+// Run runs a short command inside the node's namespace (see Command) and
+// returns its combined output; the error includes the output.
 func (n *Node) Run(ctx context.Context, path string, args ...string) ([]byte, error) {
-	out, err := command(ctx, "ip", append([]string{"netns", "exec", n.ns, path}, args...)...).CombinedOutput()
+	out, err := n.Command(ctx, path, args...).CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("testbed: %s: %s %q: %w: %s", n.name, path, args, err, bytes.TrimSpace(out))
 	}
