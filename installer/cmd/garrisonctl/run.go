@@ -35,6 +35,7 @@ Usage:
   garrisonctl bundle verify PATH [flags]   check a bundle's signature and every file; write a signed receipt
   garrisonctl bundle inspect PATH [flags]  show a bundle's version, signer, contents, packages and SBOM
   garrisonctl plan INVENTORY               check an inventory and show what an install would do
+  garrisonctl preflight INVENTORY          check every node over SSH before an install (pass/warn/fail)
   garrisonctl install INVENTORY BUNDLE     install (or finish installing) the site from a bundle
   garrisonctl health INVENTORY             show every node's and service's health (exit 0 green, 3 yellow, 1 red)
   garrisonctl agent [--config FILE]        run the node agent (the garrison-agent unit does this)
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.bundle(args[1:])
 	case "plan":
 		return e.plan(args[1:])
+	case "preflight":
+		return e.preflight(args[1:])
 	case "install":
 		return e.install(args[1:])
 	case "health":
@@ -97,6 +100,8 @@ func (e *env) help(topic []string) int {
 	case "plan":
 		fmt.Fprint(e.stdout, planUsage)
 		return exitOK
+	case "preflight":
+		return e.preflight([]string{"-h"})
 	case "install":
 		return e.install([]string{"-h"})
 	case "health":

@@ -18,6 +18,7 @@ import (
 
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 	"github.com/garrison-chat/garrison/installer/internal/pki"
+	"github.com/garrison-chat/garrison/installer/internal/preflight"
 )
 
 // AgentCheck is one check of the node agent's configuration.
@@ -150,16 +151,17 @@ func (in *Installer) health(ctx context.Context) error {
 // Receipt records what an install put where: signed with the site key,
 // for auditors.
 type Receipt struct {
-	Kind       string        `json:"kind"`
-	Site       string        `json:"site"`
-	SiteURL    string        `json:"site_url"`
-	Bundle     string        `json:"bundle_version"`
-	Manifest   string        `json:"bundle_manifest_sha256"`
-	Nodes      []ReceiptNode `json:"nodes"`
-	Health     []NodeHealth  `json:"health"`
-	Changes    []string      `json:"changes"`
-	Inventory  string        `json:"inventory_sha256"`
-	FinishedAt string        `json:"finished_at"`
+	Kind       string            `json:"kind"`
+	Site       string            `json:"site"`
+	SiteURL    string            `json:"site_url"`
+	Bundle     string            `json:"bundle_version"`
+	Manifest   string            `json:"bundle_manifest_sha256"`
+	Nodes      []ReceiptNode     `json:"nodes"`
+	Health     []NodeHealth      `json:"health"`
+	Preflight  *preflight.Report `json:"preflight"`
+	Changes    []string          `json:"changes"`
+	Inventory  string            `json:"inventory_sha256"`
+	FinishedAt string            `json:"finished_at"`
 }
 
 // ReceiptNode is one node in a receipt.
@@ -178,7 +180,7 @@ const ReceiptKind = "garrison-install-receipt"
 func (in *Installer) writeReceipt(ctx context.Context, health []NodeHealth) error {
 	r := Receipt{
 		Kind: ReceiptKind, Site: in.site.Inv.Site, SiteURL: in.site.Inv.SiteURL, Bundle: in.opts.Version,
-		Health: health, Changes: in.Changes(), FinishedAt: in.opts.Now().UTC().Format("2006-01-02T15:04:05Z"),
+		Health: health, Preflight: in.preflightReport, Changes: in.Changes(), FinishedAt: in.opts.Now().UTC().Format("2006-01-02T15:04:05Z"),
 	}
 	if r.Changes == nil {
 		r.Changes = []string{}

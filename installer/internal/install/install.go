@@ -18,6 +18,7 @@ import (
 
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 	"github.com/garrison-chat/garrison/installer/internal/pki"
+	"github.com/garrison-chat/garrison/installer/internal/preflight"
 	"github.com/garrison-chat/garrison/installer/internal/remote"
 )
 
@@ -61,7 +62,8 @@ type Installer struct {
 	mu      sync.Mutex // guards changes
 	changes []string   // what this run changed, "node: what"
 
-	receipt *Receipt // set by the health step
+	receipt         *Receipt          // set by the health step
+	preflightReport *preflight.Report // set by the connect step
 }
 
 type node struct {

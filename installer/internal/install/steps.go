@@ -20,6 +20,7 @@ import (
 
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 	"github.com/garrison-chat/garrison/installer/internal/pki"
+	"github.com/garrison-chat/garrison/installer/internal/preflight"
 	"github.com/garrison-chat/garrison/installer/internal/remote"
 	"github.com/garrison-chat/garrison/systemd"
 )
@@ -56,17 +57,52 @@ func (in *Installer) connect(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	// The nodes must be Debian 12 on amd64: the bundle's packages are.
-	return in.each(ctx, inv.Nodes, func(ctx context.Context, n *node) error {
-		out, err := in.sh(ctx, n, `. /etc/os-release; echo "$ID $VERSION_ID $(dpkg --print-architecture)"`)
+	return in.preflight(ctx)
+}
+
+// preflight checks every node before anything changes; a failed check
+// stops the install unless --force.
+func (in *Installer) preflight(ctx context.Context) error {
+	clients := map[string]*remote.Client{}
+	for name, n := range in.nodes {
+		clients[name] = n.c
+	}
+	size, err := dirSize(filepath.Join(in.opts.BundleDir, "repo"))
+	if err != nil {
+		return err
+	}
+	rep := preflight.Run(ctx, in.site.Inv, clients, preflight.Options{BundleSize: size, HostKeys: in.keys, Now: in.opts.Now})
+	var b strings.Builder
+	if err := rep.WriteTable(&b); err != nil {
+		return err
+	}
+	in.log.Printf("preflight:\n%s", strings.TrimRight(b.String(), "\n"))
+	in.preflightReport = rep
+	if rep.Failed() {
+		if !in.opts.Force {
+			return errors.New("preflight failed (see the table above); fix the nodes, or run with --force to install anyway")
+		}
+		in.log.Printf("preflight failed; going on because of --force")
+	}
+	return nil
+}
+
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if got := strings.TrimSpace(out); got != "debian 12 amd64" {
-			return fmt.Errorf("runs %q; Garrison's bundle installs on Debian 12 (bookworm) amd64", got)
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += fi.Size()
 		}
 		return nil
 	})
+	return total, err
 }
 
 // --- repo ------------------------------------------------------------------
