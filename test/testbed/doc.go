@@ -1,32 +1,37 @@
 // Package testbed builds the multi-node testbed the end-to-end tests of
 // the cluster run on: network namespaces joined by a bridge on one
-// machine, a process (or Postgres, or nginx) per node, network faults, and
-// clients that dial from inside a namespace.
+// machine, a process (or Postgres, or nginx) per node or a booted Debian
+// machine (systemd-nspawn) on it, network faults, and clients that dial
+// from inside a namespace.
 //
 // # Safety
 //
 // Before anything else a run adds a blackhole route for its /24 in the
 // root namespace, and every client aimed at a node address runs inside a
-// namespace: processes through Node.Start, the test's own clients through
-// Node.DialContext, Node.HTTPClient, Node.WebSocketDialer and
-// Node.ConnectPG. A client mistakenly run in the root namespace fails on
-// this machine (the blackhole) instead of sending testbed traffic out of
-// it. The root namespace gets no links and no firewall rules: the bridge
-// lives in a switch namespace and faults are iptables rules inside the
-// nodes' namespaces.
+// namespace: processes through Node.Start, Node.Command and Node.Run, the
+// test's own clients through Node.DialContext, Node.HTTPClient,
+// Node.WebSocketDialer, Node.ConnectPG and Node.DialSSH. A client
+// mistakenly run in the root namespace fails on this machine (the
+// blackhole) instead of sending testbed traffic out of it. The root
+// namespace gets no links and no firewall rules: the bridge lives in a
+// switch namespace and faults are iptables rules inside the nodes'
+// namespaces. A node's namespace has no route but the subnet's: nothing
+// on a node, machines included, can reach an address outside it
+// ("Network is unreachable").
 //
 // Each run has a unique name prefix and subnet, so runs never collide;
 // it records what it creates under /run/garrison-testbed, holding a lock
 // for as long as it lives. The teardown (registered with t.Cleanup, so it
 // also runs after a failure) kills the run's processes by PID, deletes its
 // namespaces, route and scratch directory; a later run sweeps whatever a
-// run that died (SIGKILL, -timeout) left behind. Nothing that is not
-// recorded as a run's own is ever touched.
+// run that died (SIGKILL, -timeout) left behind, machines included.
+// Nothing that is not recorded as a run's own is ever touched.
 //
 // The tests need root, ip (iproute2), iptables (nf_tables backend) and,
-// for the helpers that use them, Postgres 15 and nginx. New skips a test
-// when one is missing, and in -short mode; under CI=true a missing tool
-// is a failure.
+// for the helpers that use them, Postgres 15 and nginx; machines also need
+// what debroot needs (debootstrap, systemd-container; see debroot.Check)
+// and ssh-keygen (openssh-client). New skips a test when one is missing,
+// and in -short mode; under CI=true a missing tool is a failure.
 //
 // # The cluster topology
 //
@@ -85,11 +90,55 @@
 // (SIGKILL), Process.Stop (SIGTERM, then SIGKILL), Postgres.Kill (the
 // postmaster crashes), Postgres.PauseReplay (a replica falls behind).
 //
-// # Later: systemd nodes
+// # Machines
 //
-// Nodes are processes in a namespace for now. Booted systemd-nspawn nodes
-// are meant to join behind the same Node, started with
-// --network-namespace-path=/run/netns/<Node.Namespace()>: addresses,
-// faults and dialing stay as they are; only how a node starts a process
-// (a unit instead of `ip netns exec`) changes.
+// Node.Boot makes a node a Machine: a copy of debroot's cached Debian
+// base root, named after the node, booted with systemd-nspawn -b in the
+// node's namespace, so that addresses, faults and dialing stay as they
+// are. It runs a real systemd and sshd; root trusts the testbed's SSH key
+// (Testbed.SSHKeyFile, made by the first Boot); /etc/hosts lists every
+// node of the testbed by name (WriteHosts; Boot and AddNode keep it
+// current). Boot returns once systemd is running and sshd answers on the
+// node's address. The installer's end-to-end test runs garrisonctl from a
+// plain node:
+//
+//	func TestInstall(t *testing.T) {
+//		ctx := t.Context()
+//		tb := testbed.New(t, testbed.Options{Machines: 2}) // checks disk and memory for 2 up front
+//		base := debroot.Prepare(t)                          // the cached base root
+//		nodes, err := tb.AddNodes(ctx, "admin", "app1", "app2")
+//		require.NoError(t, err)
+//		admin := nodes[0]
+//		app1, err := nodes[1].Boot(ctx, base, testbed.BootOptions{})
+//		require.NoError(t, err)
+//		fp, err := app1.HostKeyFingerprint(ctx) // "SHA256:...", for the inventory
+//		require.NoError(t, err)
+//		// ... app2 likewise; an inventory with the nodes' Addr(), fp and tb.SSHKeyFile()
+//
+//		cmd := admin.Command(ctx, garrisonctl, "install", inventory, bundle)
+//		out, err := cmd.CombinedOutput()
+//		require.NoError(t, err, "%s", out)
+//
+//		c, err := admin.DialSSH(ctx, app1) // the test's own look, host key checked
+//		require.NoError(t, err)
+//		defer c.Close()
+//		out2, err := app1.Exec(ctx, "systemctl", "is-active", "garrison") // or inside, by nsenter
+//		...
+//		require.NoError(t, tb.Partition(ctx, app1.Node(), app2.Node()))
+//		require.NoError(t, app2.Kill()) // a pulled power cord; app2.Start(ctx) boots it again
+//	}
+//
+// Each machine needs Options.MachineDisk (1.2 GiB: the copy is about 215
+// MB and grows with the bundle's packages) free under Options.BaseDir and
+// Options.MachineMemory (700 MiB) of free memory; New (with
+// Options.Machines) and every Boot check, and fail naming need and
+// availability (ErrResources). The copy dominates a boot: 3 to 15 s on
+// the dev machine's ext4 disk, 0.4 s on tmpfs (BaseDir /dev/shm, if
+// memory allows), then about 0.5 s to "running" and a few ms for sshd.
+//
+// Close powers every machine off (killed by PID if still up after 30 s)
+// and removes its copy; when the test failed, New's cleanup first logs
+// each machine's journal and console. Machine.Poweroff and Machine.Kill
+// take one down during a test, Machine.Start boots it again with its
+// identity (machine-id, host keys, what was installed).
 package testbed

@@ -17,14 +17,14 @@ import (
 
 // Node is one machine of the testbed: a network namespace with an
 // address in the run's subnet on eth0, whose peer is plugged into the
-// bridge, and lo up. Processes started on it run inside the namespace
-// (through `ip netns exec`); its scratch directory holds their logs.
+// bridge, and lo up; no other route, so nothing on the node reaches
+// anything outside the subnet. Processes started on it run inside the
+// namespace (through `ip netns exec`); its scratch directory holds their
+// logs.
 //
-// Nodes are plain processes-in-a-namespace for now. A systemd-nspawn node
-// (a booted Debian root with --network-namespace-path pointing at the
-// same namespace) can be added later behind the same Node: the network
-// side (Addr, faults, dialing) does not change, only how Start launches a
-// process.
+// A plain node runs host programs in its namespace (Start, Command). Boot
+// makes it a Machine: a Debian root booted with systemd-nspawn in the same
+// namespace, so its address, faults and dialing stay as they are.
 type Node struct {
 	tb   *Testbed
 	name string
@@ -33,8 +33,10 @@ type Node struct {
 	dir  string
 	veth string // the switch-side end of the node's link
 
-	mu    sync.Mutex // guards the fields below
-	procs map[string]*Process
+	mu      sync.Mutex // guards the fields below
+	procs   map[string]*Process
+	machine *Machine // set once Boot has succeeded
+	booting bool     // a Boot is under way
 	// The faults in place, for Heal.
 	rules, linkDown, unplugged bool
 }
@@ -46,23 +48,41 @@ var nodeNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,12}$`)
 // the subnet (from .10 up, in the order nodes are added) and a scratch
 // directory. Names are short lower-case words (app1, db1, client): they
 // also name the switch-side interface, which must fit in 15 characters.
+//
+// When the testbed has machines, their /etc/hosts gain the new node
+// (WriteHosts).
 func (tb *Testbed) AddNode(ctx context.Context, name string) (*Node, error) {
+	n, machines, err := tb.addNode(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if machines {
+		if err := tb.WriteHosts(ctx); err != nil {
+			return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+		}
+	}
+	return n, nil
+}
+
+// addNode is AddNode but for the machines' /etc/hosts; it reports
+// whether there are machines.
+func (tb *Testbed) addNode(ctx context.Context, name string) (_ *Node, machines bool, err error) {
 	if !nodeNameRE.MatchString(name) {
-		return nil, fmt.Errorf("testbed: node name %q: use 1 to 13 lower-case letters and digits, starting with a letter", name)
+		return nil, false, fmt.Errorf("testbed: node name %q: use 1 to 13 lower-case letters and digits, starting with a letter", name)
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	if tb.closed {
-		return nil, errors.New("testbed: add node: the testbed is closed")
+		return nil, false, errors.New("testbed: add node: the testbed is closed")
 	}
 	for _, n := range tb.nodes {
 		if n.name == name {
-			return nil, fmt.Errorf("testbed: node %s exists", name)
+			return nil, false, fmt.Errorf("testbed: node %s exists", name)
 		}
 	}
 	host := 10 + len(tb.nodes)
 	if host > 250 {
-		return nil, errors.New("testbed: add node: the subnet is full")
+		return nil, false, errors.New("testbed: add node: the subnet is full")
 	}
 	base := tb.subnet.Addr().As4()
 	base[3] = byte(host)
@@ -78,13 +98,13 @@ func (tb *Testbed) AddNode(ctx context.Context, name string) (*Node, error) {
 	// Holding tb.mu for the few ip commands keeps addresses and the record
 	// consistent; adding nodes is not a hot path.
 	if err := tb.recordLocked(func(r *record) { r.Namespaces = append(r.Namespaces, n.ns) }); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := mkdirAll(n.dir); err != nil {
-		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+		return nil, false, fmt.Errorf("testbed: add node %s: %w", name, err)
 	}
 	if err := ipBatch(ctx, "", "netns add "+n.ns); err != nil {
-		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+		return nil, false, fmt.Errorf("testbed: add node %s: %w", name, err)
 	}
 	// The veth is created in the switch namespace, with its other end
 	// moved straight into the node's: neither end ever appears in the root
@@ -93,18 +113,18 @@ func (tb *Testbed) AddNode(ctx context.Context, name string) (*Node, error) {
 		"link add "+n.veth+" type veth peer name eth0 netns "+n.ns,
 		"link set "+n.veth+" master "+bridge+" up",
 	); err != nil {
-		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+		return nil, false, fmt.Errorf("testbed: add node %s: %w", name, err)
 	}
 	if err := ipBatch(ctx, n.ns,
 		"addr add "+netip.PrefixFrom(n.addr, tb.subnet.Bits()).String()+" dev eth0",
 		"link set eth0 up",
 		"link set lo up",
 	); err != nil {
-		return nil, fmt.Errorf("testbed: add node %s: %w", name, err)
+		return nil, false, fmt.Errorf("testbed: add node %s: %w", name, err)
 	}
 	tb.nodes = append(tb.nodes, n)
 	tb.logf("testbed: node %s at %s (namespace %s)", name, n.addr, n.ns)
-	return n, nil
+	return n, len(tb.machines) > 0, nil
 }
 
 // AddNodes adds several nodes in order; see AddNode.

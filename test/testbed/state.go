@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/garrison-chat/garrison/test/debroot"
 )
 
 // DefaultStateDir holds one record per live testbed run.
@@ -25,19 +27,44 @@ const DefaultStateDir = "/run/garrison-testbed"
 // so that a later run can remove them if this one dies without cleaning
 // up. The sweeper removes nothing that is not in a record.
 type record struct {
-	Prefix     string       `json:"prefix"`
-	OwnerPID   int          `json:"owner_pid"`
-	OwnerStart uint64       `json:"owner_start"` // /proc/PID/stat starttime, against pid reuse
-	Subnet     netip.Prefix `json:"subnet,omitzero"`
-	Route      bool         `json:"route"` // the blackhole route for Subnet was added
-	Namespaces []string     `json:"namespaces,omitempty"`
-	Dir        string       `json:"dir,omitempty"`
-	Procs      []procRecord `json:"procs,omitempty"`
+	Prefix     string          `json:"prefix"`
+	OwnerPID   int             `json:"owner_pid"`
+	OwnerStart uint64          `json:"owner_start"` // /proc/PID/stat starttime, against pid reuse
+	Subnet     netip.Prefix    `json:"subnet,omitzero"`
+	Route      bool            `json:"route"` // the blackhole route for Subnet was added
+	Namespaces []string        `json:"namespaces,omitempty"`
+	Dir        string          `json:"dir,omitempty"`
+	Procs      []procRecord    `json:"procs,omitempty"`
+	Machines   []machineRecord `json:"machines,omitempty"`
 }
 
 type procRecord struct {
 	PID   int    `json:"pid"`
 	Start uint64 `json:"start"`
+}
+
+// machineRecord is a booted machine (Node.Boot), recorded before its
+// copy is made.
+type machineRecord struct {
+	Node string `json:"node"`
+	// Parent is the directory the machine's debroot node is made in (the
+	// node's directory), which debroot.Sweep cleans after a dead run.
+	Parent string `json:"parent"`
+	// Dir is the debroot node's scratch directory, once made.
+	Dir string `json:"dir,omitempty"`
+	// PID and Start name the machine's systemd (host PID) while it runs.
+	PID   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"`
+}
+
+// machine returns the last record of the machine on node, or nil.
+func (r *record) machine(node string) *machineRecord {
+	for i := len(r.Machines) - 1; i >= 0; i-- {
+		if r.Machines[i].Node == node {
+			return &r.Machines[i]
+		}
+	}
+	return nil
 }
 
 // state is a run's record on disk, and the lock that says the run is
@@ -184,7 +211,7 @@ func sweepOne(ctx context.Context, dir, prefix string, logf func(string, ...any)
 	}
 	logf("testbed: removing the leftovers of run %s (owner pid %d is gone)", prefix, rec.OwnerPID)
 	st := &state{dir: dir, lock: nil, rec: rec}
-	if err := st.removeResources(ctx); err != nil {
+	if err := st.removeResources(ctx, logf); err != nil {
 		logf("testbed: sweeping run %s: %v", prefix, err)
 		return false
 	}
@@ -194,11 +221,28 @@ func sweepOne(ctx context.Context, dir, prefix string, logf func(string, ...any)
 	return true
 }
 
-// removeResources kills the recorded processes and every process in the
-// recorded namespaces, deletes the namespaces, the blackhole route and the
-// scratch directory. Resources already gone are not errors.
-func (s *state) removeResources(ctx context.Context) error {
+// removeResources kills the recorded machines and processes and every
+// process in the recorded namespaces, deletes the namespaces, the
+// blackhole route and the scratch directory. Resources already gone are
+// not errors.
+func (s *state) removeResources(ctx context.Context, logf func(string, ...any)) error {
 	var errs []error
+	for _, m := range s.rec.Machines {
+		if s.rec.Dir == "" || !strings.HasPrefix(m.Parent, s.rec.Dir+string(filepath.Separator)) {
+			errs = append(errs, fmt.Errorf("machine directory %q is not in the run's directory: left alone", m.Parent))
+			continue
+		}
+		// Kills the machine of a dead run (by the PID debroot recorded,
+		// after checking it), removes its cgroups, what systemd-nspawn
+		// left under /run, and its copy. Nothing when this process, the
+		// owner, is alive: Close has powered it off already.
+		debroot.Sweep(m.Parent, logf)
+		if m.PID > 0 {
+			if start, err := procStart(m.PID); err == nil && start == m.Start {
+				_ = syscall.Kill(m.PID, syscall.SIGKILL)
+			}
+		}
+	}
 	for _, p := range s.rec.Procs {
 		if start, err := procStart(p.PID); err == nil && start == p.Start {
 			_ = syscall.Kill(p.PID, syscall.SIGKILL)

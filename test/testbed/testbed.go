@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/garrison-chat/garrison/internal/pgcluster"
+	"github.com/garrison-chat/garrison/test/debroot"
 )
 
 // ErrUnsupported is wrapped by the errors of Check: the machine cannot run
@@ -42,6 +43,21 @@ type Options struct {
 	// checks for them up front and skips (or fails under CI=true) when
 	// they are missing, instead of failing half-way through the setup.
 	Postgres, Nginx bool
+
+	// Machines is how many nodes the test boots as machines (Node.Boot).
+	// When it is not 0, New also checks for what booting needs
+	// (debroot.Check: debootstrap, systemd-nspawn, ...; ssh-keygen) and
+	// skips as for the tools above, and Create fails, with an error
+	// wrapping ErrResources that names need and availability, when there
+	// is less free disk under BaseDir or less memory than that many
+	// machines need. Each Boot checks again for one machine.
+	Machines int
+	// MachineDisk is the free disk one machine needs under BaseDir; 0
+	// means DefaultMachineDisk (1.2 GiB).
+	MachineDisk uint64
+	// MachineMemory is the free memory (MemAvailable) one machine needs;
+	// 0 means DefaultMachineMemory (700 MiB).
+	MachineMemory uint64
 }
 
 // Testbed is one run's set of network namespaces on a bridge: a switch
@@ -53,13 +69,20 @@ type Testbed struct {
 	dir    string
 	sw     string // the switch namespace
 	logf   func(string, ...any)
+	needs  resourceNeeds // of each machine
 
-	mu     sync.Mutex // guards the fields below and st.rec
-	st     *state
-	nodes  []*Node
-	procs  []*Process
-	pgs    []*Postgres
-	closed bool
+	hostsMu sync.Mutex // serialises WriteHosts
+
+	keyMu  sync.Mutex // guards pubKey
+	pubKey []byte     // the machines' authorized key, once made
+
+	mu       sync.Mutex // guards the fields below and st.rec
+	st       *state
+	nodes    []*Node
+	procs    []*Process
+	pgs      []*Postgres
+	machines []*Machine
+	closed   bool
 }
 
 // Check reports, in one error wrapping ErrUnsupported, everything this
@@ -103,6 +126,9 @@ func New(t testing.TB, o Options) *Testbed {
 			err = fmt.Errorf("%w: missing nginx (apt-get install nginx)", ErrUnsupported)
 		}
 	}
+	if err == nil && o.Machines != 0 {
+		err = checkMachineTools()
+	}
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%v; CI=true, so this is a failure", err)
@@ -119,11 +145,22 @@ func New(t testing.TB, o Options) *Testbed {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// Minutes: machines power off (at most machineStopTimeout each, in
+		// parallel) and their copies are deleted.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
 		if t.Failed() {
 			t.Log(tb.LogTails(40))
+			tb.mu.Lock()
+			machines := tb.machines
+			if tb.closed { // by the test: the machines are gone
+				machines = nil
+			}
+			tb.mu.Unlock()
+			for _, m := range machines {
+				t.Log(m.dn.Diagnostics(ctx))
+			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
 		if err := tb.Close(ctx); err != nil {
 			t.Error(err)
 		}
@@ -142,9 +179,28 @@ func New(t testing.TB, o Options) *Testbed {
 //     namespace fails on this machine instead of leaving it),
 //  4. creates the scratch directory and the switch namespace with its
 //     bridge, so that the root namespace gets no new links.
+//
+// With o.Machines, it first checks that this machine has the disk and
+// memory for that many machines (see Options.Machines).
 func Create(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if err := Check(); err != nil {
 		return nil, err
+	}
+	if o.Machines < 0 {
+		return nil, fmt.Errorf("testbed: Options.Machines %d is negative", o.Machines)
+	}
+	needs := resourceNeeds{disk: o.MachineDisk, memory: o.MachineMemory}
+	if needs.disk == 0 {
+		needs.disk = DefaultMachineDisk
+	}
+	if needs.memory == 0 {
+		needs.memory = DefaultMachineMemory
+	}
+	base := orDefault(o.BaseDir, "/tmp")
+	if o.Machines > 0 {
+		if err := checkResources(base, o.Machines, needs); err != nil {
+			return nil, err
+		}
 	}
 	logf := o.Logf
 	if logf == nil {
@@ -159,8 +215,7 @@ func Create(ctx context.Context, o Options) (_ *Testbed, err error) {
 	}
 	sweep(ctx, stateDir, logf)
 
-	tb := &Testbed{logf: logf}
-	base := orDefault(o.BaseDir, "/tmp")
+	tb := &Testbed{logf: logf, needs: needs}
 	for range 20 {
 		prefix := randomPrefix()
 		if m, _ := filepath.Glob(filepath.Join(netnsDir, prefix+"-*")); len(m) > 0 {
@@ -421,13 +476,14 @@ func (tb *Testbed) Node(name string) *Node {
 	return nil
 }
 
-// Close removes everything the testbed created: it kills its processes
-// (by PID, and every other process left in its namespaces), shuts its
-// Postgres servers down (immediate mode), deletes the namespaces, the
-// blackhole route and the scratch directory, and finally its record. When
-// something cannot be removed the record stays, so that a later run's
-// sweep retries once this process has exited. Calling Close again does
-// nothing.
+// Close removes everything the testbed created: it powers its machines
+// off (killing by PID those still up after 30 s) and deletes their
+// copies, kills its processes (by PID, and every other process left in
+// its namespaces), shuts its Postgres servers down (immediate mode),
+// deletes the namespaces, the blackhole route and the scratch directory
+// (the SSH key with it), and finally its record. When something cannot
+// be removed the record stays, so that a later run's sweep retries once
+// this process has exited. Calling Close again does nothing.
 func (tb *Testbed) Close(ctx context.Context) error {
 	tb.mu.Lock()
 	if tb.closed {
@@ -435,10 +491,17 @@ func (tb *Testbed) Close(ctx context.Context) error {
 		return nil
 	}
 	tb.closed = true
-	procs, pgs := tb.procs, tb.pgs
+	procs, pgs, machines := tb.procs, tb.pgs, tb.machines
 	tb.mu.Unlock()
 
+	// Machines first: a poweroff lets their units stop cleanly, before
+	// the namespaces they run in are emptied by force.
+	machineErrs := make([]error, len(machines))
 	var wg sync.WaitGroup
+	for i, m := range machines {
+		wg.Go(func() { machineErrs[i] = m.remove(ctx) })
+	}
+	wg.Wait()
 	for _, p := range procs {
 		wg.Go(func() { _ = p.Kill(ctx) })
 	}
@@ -450,7 +513,7 @@ func (tb *Testbed) Close(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	if err := tb.st.removeResources(ctx); err != nil {
+	if err := errors.Join(append(machineErrs, tb.st.removeResources(ctx, tb.logf))...); err != nil {
 		_ = tb.st.lock.Close()
 		return fmt.Errorf("testbed: close run %s: %w", tb.prefix, err)
 	}
@@ -529,6 +592,22 @@ func lookTool(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found", name)
+}
+
+// checkMachineTools reports, wrapping ErrUnsupported, what this machine
+// lacks to boot machines: debroot's requirements and ssh-keygen.
+func checkMachineTools() error {
+	var missing []error
+	if err := debroot.Check(); err != nil {
+		missing = append(missing, err)
+	}
+	if _, err := lookTool("ssh-keygen"); err != nil {
+		missing = append(missing, errors.New("missing ssh-keygen (apt-get install openssh-client)"))
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: machines: %w", ErrUnsupported, errors.Join(missing...))
+	}
+	return nil
 }
 
 // iptablesTool returns the iptables-restore to use: iptables-nft-restore,

@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		helperHTTP()
 	case "orphan":
 		helperOrphan()
+	case "orphan-machine":
+		helperOrphanMachine()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)
