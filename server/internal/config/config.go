@@ -103,6 +103,21 @@ type ServiceSettings struct {
 	SiteURL string `json:"SiteURL"`
 	// ListenAddress is the host:port the API and WebSocket listener binds.
 	ListenAddress string `json:"ListenAddress" node:"local"`
+	// ConnectionSecurity is "" (ConnectionSecurityNone: plain HTTP) or
+	// "TLS" (ConnectionSecurityTLS: HTTPS on ListenAddress with
+	// TLSCertFile and TLSKeyFile), as in Mattermost. It is shared by every
+	// node, so a node left on plain HTTP shows in cluster status as a
+	// different configuration.
+	ConnectionSecurity string `json:"ConnectionSecurity"`
+	// TLSCertFile is the PEM certificate (chain, leaf first) the listener
+	// presents when ConnectionSecurity is "TLS"; each node has its own.
+	TLSCertFile string `json:"TLSCertFile" node:"local"`
+	// TLSKeyFile is the PEM private key of TLSCertFile. The setting is a
+	// path, not a secret; the file is read once, at start.
+	TLSKeyFile string `json:"TLSKeyFile" node:"local"`
+	// TLSMinVer is the lowest TLS version the listener accepts: "1.2" or
+	// "1.3". (Mattermost also takes "1.0" and "1.1"; Garrison does not.)
+	TLSMinVer string `json:"TLSMinVer"`
 	// MaximumPayloadSizeBytes caps request bodies other than file uploads.
 	MaximumPayloadSizeBytes int64 `json:"MaximumPayloadSizeBytes"`
 	// SessionLengthWebInHours is the lifetime of browser sessions.
@@ -361,12 +376,20 @@ const (
 	PushContentsFull             = "full"
 )
 
+// ServiceSettings.ConnectionSecurity values, as Mattermost names them
+// (model.ConnSecurityNone, model.ConnSecurityTLS).
+const (
+	ConnectionSecurityNone = ""
+	ConnectionSecurityTLS  = "TLS"
+)
+
 // Default returns the configuration used for every setting that neither the file nor the
 // environment sets. It does not validate: SqlSettings.DataSource has no default.
 func Default() *Config {
 	return &Config{
 		ServiceSettings: ServiceSettings{
 			ListenAddress:                            ":8065",
+			TLSMinVer:                                "1.2",
 			MaximumPayloadSizeBytes:                  300000,
 			SessionLengthWebInHours:                  720,
 			SessionLengthMobileInHours:               720,

@@ -77,6 +77,9 @@ func TestLoadMattermostConfig(t *testing.T) {
 	// null keeps the default.
 	require.Equal(t, []string{}, cfg.SqlSettings.DataSourceSearchReplicas)
 	require.True(t, cfg.PrivacySettings.ShowFullName)
+	// Mattermost's listener TLS settings, off as in a stock file.
+	require.Equal(t, config.ConnectionSecurityNone, cfg.ServiceSettings.ConnectionSecurity)
+	require.Equal(t, "1.2", cfg.ServiceSettings.TLSMinVer)
 
 	records := logRecords(t, &buf)
 	require.Len(t, records, 1, "exactly one log record")
@@ -91,6 +94,7 @@ func TestLoadMattermostConfig(t *testing.T) {
 	for _, want := range []string{
 		"AnnouncementSettings", "CloudSettings", "PluginSettings", "ClusterSettings.UseIPAddress",
 		"ServiceSettings.WebsocketURL", "ServiceSettings.SessionLengthSSOInHours",
+		"ServiceSettings.TLSStrictTransport", "ServiceSettings.TLSOverwriteCiphers", "ServiceSettings.UseLetsEncrypt",
 		"SqlSettings.AtRestEncryptKey", "LogSettings.AdvancedLoggingJSON", "EmailSettings.SMTPPassword",
 	} {
 		require.Contains(t, ignored, want)
@@ -99,7 +103,8 @@ func TestLoadMattermostConfig(t *testing.T) {
 		// A wholly unknown section is named once, without its fields.
 		require.False(t, strings.HasPrefix(name, "PluginSettings."), name)
 		// Nothing Garrison reads is reported as ignored.
-		require.NotContains(t, []string{"ServiceSettings", "SqlSettings", "ServiceSettings.SiteURL", "SqlSettings.DataSourceSearchReplicas", "PrivacySettings.ShowFullName"}, name)
+		require.NotContains(t, []string{"ServiceSettings", "SqlSettings", "ServiceSettings.SiteURL", "SqlSettings.DataSourceSearchReplicas", "PrivacySettings.ShowFullName",
+			"ServiceSettings.ConnectionSecurity", "ServiceSettings.TLSCertFile", "ServiceSettings.TLSKeyFile", "ServiceSettings.TLSMinVer"}, name)
 	}
 }
 
@@ -192,6 +197,40 @@ func TestLoadEnv(t *testing.T) {
 				require.Empty(t, e.PushNotificationServer)
 				require.Equal(t, config.PushContentsIDLoaded, e.PushNotificationContents)
 				require.Equal(t, 1000, e.PushNotificationBuffer)
+			},
+		},
+		{
+			name: "tls",
+			env: map[string]string{
+				"MM_SERVICESETTINGS_CONNECTIONSECURITY": "TLS",
+				"MM_SERVICESETTINGS_TLSCERTFILE":        "/etc/garrison/tls/app1.crt",
+				"MM_SERVICESETTINGS_TLSKEYFILE":         "/etc/garrison/tls/app1.key",
+				"MM_SERVICESETTINGS_TLSMINVER":          "1.3",
+			},
+			check: func(t *testing.T, c *config.Config) {
+				s := c.ServiceSettings
+				require.Equal(t, config.ConnectionSecurityTLS, s.ConnectionSecurity)
+				require.Equal(t, "/etc/garrison/tls/app1.crt", s.TLSCertFile)
+				require.Equal(t, "/etc/garrison/tls/app1.key", s.TLSKeyFile)
+				require.Equal(t, "1.3", s.TLSMinVer)
+			},
+		},
+		{
+			name: "tls turned on over the file's files",
+			file: `{"ServiceSettings": {"ConnectionSecurity": "", "TLSCertFile": "/srv/tls/a.crt", "TLSKeyFile": "/srv/tls/a.key"}}`,
+			env:  map[string]string{"MM_SERVICESETTINGS_CONNECTIONSECURITY": "TLS"},
+			check: func(t *testing.T, c *config.Config) {
+				s := c.ServiceSettings
+				require.Equal(t, config.ConnectionSecurityTLS, s.ConnectionSecurity)
+				require.Equal(t, "/srv/tls/a.crt", s.TLSCertFile)
+				require.Equal(t, "1.2", s.TLSMinVer, "the default")
+			},
+		},
+		{
+			name: "plain http by default",
+			check: func(t *testing.T, c *config.Config) {
+				require.Equal(t, config.ConnectionSecurityNone, c.ServiceSettings.ConnectionSecurity)
+				require.Equal(t, "1.2", c.ServiceSettings.TLSMinVer)
 			},
 		},
 		{
@@ -288,6 +327,71 @@ func TestLoadReportsEveryBadField(t *testing.T) {
 	}
 	// The unknown section is ignored, not validated.
 	require.NotContains(t, msg, "PluginSettings")
+}
+
+// TestLoadTLSErrors: every bad TLS setting, from the file or the
+// environment, is named at once.
+func TestLoadTLSErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		file string // "" means no file
+		env  map[string]string
+		want []string // bad fields
+		msgs []string
+	}{
+		{
+			name: "bad value from the environment",
+			env:  map[string]string{"MM_SERVICESETTINGS_CONNECTIONSECURITY": "tls"},
+			want: []string{"ServiceSettings.ConnectionSecurity"},
+			msgs: []string{`ServiceSettings.ConnectionSecurity: must be "" (plain HTTP) or "TLS" (HTTPS), got "tls"`},
+		},
+		{
+			name: "tls from the environment without files",
+			env:  map[string]string{"MM_SERVICESETTINGS_CONNECTIONSECURITY": "TLS"},
+			want: []string{"ServiceSettings.TLSCertFile", "ServiceSettings.TLSKeyFile"},
+			msgs: []string{"ServiceSettings.TLSCertFile: is required", "ServiceSettings.TLSKeyFile: is required"},
+		},
+		{
+			name: "tls in the file without a key, an old version and a bad list",
+			file: `{"ServiceSettings": {"ConnectionSecurity": "TLS", "TLSCertFile": "/srv/tls/a.crt", "TLSMinVer": "1.1", "TrustedProxyIPHeader": "X"}}`,
+			want: []string{"ServiceSettings.TrustedProxyIPHeader", "ServiceSettings.TLSKeyFile", "ServiceSettings.TLSMinVer"},
+			msgs: []string{`ServiceSettings.TLSMinVer: must be one of 1.2, 1.3, got "1.1"`},
+		},
+		{
+			name: "wrong type in the file",
+			file: `{"ServiceSettings": {"ConnectionSecurity": true}}`,
+			want: []string{"ServiceSettings.ConnectionSecurity"},
+			msgs: []string{"ServiceSettings.ConnectionSecurity: expected string, got boolean"},
+		},
+		{
+			name: "version from the environment",
+			env: map[string]string{
+				"MM_SERVICESETTINGS_CONNECTIONSECURITY": "TLS", "MM_SERVICESETTINGS_TLSMINVER": "1.0",
+				"MM_SERVICESETTINGS_TLSCERTFILE": "/a.crt", "MM_SERVICESETTINGS_TLSKEYFILE": "/a.key",
+			},
+			want: []string{"ServiceSettings.TLSMinVer"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			vars := map[string]string{"MM_SQLSETTINGS_DATASOURCE": testDSN}
+			for k, v := range tt.env {
+				vars[k] = v
+			}
+			cfg, err := config.Load(path, env(vars), nil)
+			require.Nil(t, cfg)
+			require.ElementsMatch(t, tt.want, fieldErrors(t, err).Fields())
+			for _, m := range tt.msgs {
+				require.ErrorContains(t, err, m)
+			}
+		})
+	}
 }
 
 func TestLoadBadFile(t *testing.T) {

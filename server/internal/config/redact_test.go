@@ -120,10 +120,21 @@ func TestHash(t *testing.T) {
 	d := valid()
 	d.ClusterSettings.AdvertiseAddress, d.ClusterSettings.BindAddress, d.ClusterSettings.OverrideHostname = "10.0.0.12", "10.0.0.12", "app2"
 	d.ServiceSettings.ListenAddress = "10.0.0.12:8065"
+	d.ServiceSettings.TLSCertFile, d.ServiceSettings.TLSKeyFile = "/etc/garrison/tls/app2.crt", "/etc/garrison/tls/app2.key"
 	require.Equal(t, a.Hash(), d.Hash())
 	require.Equal(t, "10.0.0.12", d.ClusterSettings.AdvertiseAddress, "hashing leaves the config alone")
 	d.ClusterSettings.ClusterName = "other"
 	require.NotEqual(t, a.Hash(), d.Hash())
+
+	// A node left on plain HTTP, or on another TLS floor, differs.
+	for _, f := range []func(s *config.ServiceSettings){
+		func(s *config.ServiceSettings) { s.ConnectionSecurity = config.ConnectionSecurityTLS },
+		func(s *config.ServiceSettings) { s.TLSMinVer = "1.3" },
+	} {
+		e := valid()
+		f(&e.ServiceSettings)
+		require.NotEqual(t, a.Hash(), e.Hash())
+	}
 }
 
 // FuzzRedactDSN checks that RedactDSN never panics and that redacting twice changes nothing.

@@ -66,6 +66,7 @@ var (
 	fileDrivers    = []string{"local", "amazons3"}
 	pushContents   = []string{PushContentsIDLoaded, PushContentsGenericNoChannel, PushContentsGeneric, PushContentsFull}
 	logLevels      = []string{"DEBUG", "INFO", "WARN", "ERROR"}
+	tlsVersions    = []string{"1.2", "1.3"} // TLS 1.0 and 1.1 are not offered
 )
 
 // Validate checks every setting and reports all bad ones at once as FieldErrors.
@@ -100,6 +101,23 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(s.ListenAddress); err != nil {
 		errs.add("ServiceSettings.ListenAddress", "must be host:port or :port, got %q", s.ListenAddress)
+	}
+	switch s.ConnectionSecurity {
+	case ConnectionSecurityNone:
+		// The TLS settings are ignored, as in Mattermost.
+	case ConnectionSecurityTLS:
+		if strings.TrimSpace(s.TLSCertFile) == "" {
+			errs.add("ServiceSettings.TLSCertFile", "is required when ConnectionSecurity is %q (the PEM certificate the API listener presents)", ConnectionSecurityTLS)
+		}
+		if strings.TrimSpace(s.TLSKeyFile) == "" {
+			errs.add("ServiceSettings.TLSKeyFile", "is required when ConnectionSecurity is %q (the PEM private key of TLSCertFile)", ConnectionSecurityTLS)
+		}
+		if !slices.Contains(tlsVersions, s.TLSMinVer) {
+			errs.add("ServiceSettings.TLSMinVer", "must be one of %s, got %q", strings.Join(tlsVersions, ", "), s.TLSMinVer)
+		}
+	default:
+		errs.add("ServiceSettings.ConnectionSecurity", "must be %q (plain HTTP) or %q (HTTPS), got %q",
+			ConnectionSecurityNone, ConnectionSecurityTLS, s.ConnectionSecurity)
 	}
 	atLeast("ServiceSettings.MaximumPayloadSizeBytes", s.MaximumPayloadSizeBytes, 1)
 	atLeast("ServiceSettings.SessionLengthWebInHours", int64(s.SessionLengthWebInHours), 1)

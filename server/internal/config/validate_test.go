@@ -15,6 +15,12 @@ func valid() *config.Config {
 	return c
 }
 
+// tlsOn makes the API listener serve HTTPS.
+func tlsOn(c *config.Config) {
+	s := &c.ServiceSettings
+	s.ConnectionSecurity, s.TLSCertFile, s.TLSKeyFile = config.ConnectionSecurityTLS, "/etc/garrison/tls/app1.crt", "/etc/garrison/tls/app1.key"
+}
+
 func TestDefaultValidatesExceptDataSource(t *testing.T) {
 	t.Parallel()
 	err := config.Default().Validate()
@@ -39,6 +45,25 @@ func TestValidate(t *testing.T) {
 		{"site URL without host", func(c *config.Config) { c.ServiceSettings.SiteURL = "https:///x" }, []string{"ServiceSettings.SiteURL"}},
 		{"listen on host and port", func(c *config.Config) { c.ServiceSettings.ListenAddress = "[::1]:0" }, nil},
 		{"listen without port", func(c *config.Config) { c.ServiceSettings.ListenAddress = "localhost" }, []string{"ServiceSettings.ListenAddress"}},
+		// TLS on the API listener.
+		{"tls", tlsOn, nil},
+		{"tls 1.3 only", func(c *config.Config) { tlsOn(c); c.ServiceSettings.TLSMinVer = "1.3" }, nil},
+		{"tls in lower case", func(c *config.Config) { tlsOn(c); c.ServiceSettings.ConnectionSecurity = "tls" },
+			[]string{"ServiceSettings.ConnectionSecurity"}},
+		{"starttls", func(c *config.Config) { c.ServiceSettings.ConnectionSecurity = "STARTTLS" },
+			[]string{"ServiceSettings.ConnectionSecurity"}},
+		{"tls without files", func(c *config.Config) { c.ServiceSettings.ConnectionSecurity = "TLS" },
+			[]string{"ServiceSettings.TLSCertFile", "ServiceSettings.TLSKeyFile"}},
+		{"tls without key", func(c *config.Config) { tlsOn(c); c.ServiceSettings.TLSKeyFile = " " },
+			[]string{"ServiceSettings.TLSKeyFile"}},
+		{"tls 1.1", func(c *config.Config) { tlsOn(c); c.ServiceSettings.TLSMinVer = "1.1" },
+			[]string{"ServiceSettings.TLSMinVer"}},
+		{"tls without version", func(c *config.Config) { tlsOn(c); c.ServiceSettings.TLSMinVer = "" },
+			[]string{"ServiceSettings.TLSMinVer"}},
+		{"tls settings ignored when off", func(c *config.Config) {
+			tlsOn(c)
+			c.ServiceSettings.ConnectionSecurity, c.ServiceSettings.TLSMinVer, c.ServiceSettings.TLSKeyFile = "", "1.0", ""
+		}, nil},
 		{"webserver mode", func(c *config.Config) { c.ServiceSettings.WebserverMode = "brotli" }, []string{"ServiceSettings.WebserverMode"}},
 		{"timeouts", func(c *config.Config) {
 			c.ServiceSettings.ReadTimeout, c.ServiceSettings.WriteTimeout, c.ServiceSettings.IdleTimeout = 0, -1, 0
@@ -164,6 +189,32 @@ func TestFieldErrorsMessage(t *testing.T) {
 		{Field: "ServiceSettings.ReadTimeout", Msg: "must be at least 1, got 0"},
 	}
 	require.Equal(t, "SqlSettings.DataSource: is required\nServiceSettings.ReadTimeout: must be at least 1, got 0", errs.Error())
+}
+
+func TestTLSErrorMessages(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		modify func(c *config.Config)
+		want   string
+	}{
+		{"bad value", func(c *config.Config) { c.ServiceSettings.ConnectionSecurity = "SSL" },
+			`ServiceSettings.ConnectionSecurity: must be "" (plain HTTP) or "TLS" (HTTPS), got "SSL"`},
+		{"missing certificate", func(c *config.Config) { tlsOn(c); c.ServiceSettings.TLSCertFile = "" },
+			`ServiceSettings.TLSCertFile: is required when ConnectionSecurity is "TLS"`},
+		{"missing key", func(c *config.Config) { tlsOn(c); c.ServiceSettings.TLSKeyFile = "" },
+			`ServiceSettings.TLSKeyFile: is required when ConnectionSecurity is "TLS"`},
+		{"old version", func(c *config.Config) { tlsOn(c); c.ServiceSettings.TLSMinVer = "1.0" },
+			`ServiceSettings.TLSMinVer: must be one of 1.2, 1.3, got "1.0"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := valid()
+			tt.modify(c)
+			require.ErrorContains(t, c.Validate(), tt.want)
+		})
+	}
 }
 
 func TestPushServerErrorsHideTheSecret(t *testing.T) {
