@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,7 @@ type Daemon struct {
 	hub   *ws.Hub
 	srv   *http.Server
 	ln    net.Listener
+	tls   *tls.Config // the API listener's; nil when it serves plain HTTP
 
 	statusJobs *app.StatusJobs // Statuses (issue 3): away and DND sweeps
 	cluster    cluster.Cluster // Cluster (issue 4)
@@ -66,6 +68,18 @@ func New(cfg *config.Config, logger *slog.Logger) *Daemon {
 
 // Addr is the bound API address (useful with ListenAddress ":0").
 func (d *Daemon) Addr() net.Addr { return d.ln.Addr() }
+
+// URL is the base URL of the bound API listener: https:// when
+// ServiceSettings.ConnectionSecurity is "TLS", http:// otherwise. Anything
+// that reaches the listener from the same host builds its URLs from this,
+// never from "http://" and Addr.
+func (d *Daemon) URL() string {
+	scheme := "http"
+	if d.tls != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + d.ln.Addr().String()
+}
 
 // App returns the rules (for the all-in-one bootstrap).
 func (d *Daemon) App() *app.App { return d.app }
@@ -99,6 +113,13 @@ func poolOptions(s config.SqlSettings) postgres.PoolOptions {
 // listener is bound.
 func (d *Daemon) Start(ctx context.Context) error {
 	cfg := d.cfg
+	// The listener's certificate and key first: a bad file stops the
+	// start-up before anything is connected or migrated.
+	tlsConfig, err := d.listenerTLS(time.Now())
+	if err != nil {
+		return err
+	}
+	d.tls = tlsConfig
 	d.status("connecting to the database")
 	store, err := OpenStore(ctx, cfg, d.log.With("component", "database"))
 	if err != nil {
@@ -189,9 +210,19 @@ func (d *Daemon) Start(ctx context.Context) error {
 		WriteTimeout:      time.Duration(ss.WriteTimeout) * time.Second,
 		IdleTimeout:       time.Duration(ss.IdleTimeout) * time.Second,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		TLSConfig:         d.tls,
 	}
 	d.served = make(chan error, 1)
-	go func() { d.served <- d.srv.Serve(ln) }()
+	if d.tls != nil {
+		// ServeTLS offers HTTP/2 and HTTP/1.1 over ALPN. WebSocket
+		// upgrades stay on HTTP/1.1: Go's HTTP/2 server does not offer
+		// extended CONNECT (RFC 8441), so clients open an HTTP/1.1
+		// connection for the socket. The certificate comes from
+		// TLSConfig.GetCertificate, hence no file names here.
+		go func() { d.served <- d.srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { d.served <- d.srv.Serve(ln) }()
+	}
 
 	if m := cfg.MetricsSettings; m.Enable {
 		if d.metrics, err = metrics.Start(m.ListenAddress, d.metricSources(), d.log); err != nil {
@@ -208,7 +239,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.jobs.Add(1)
 	go d.shareNodeStatus(jctx)
 
-	d.log.Info("garrison started", "listen", ln.Addr().String(), "version", buildinfo.Read().String(), "node", d.nodeID)
+	d.log.Info("garrison started", "listen", ln.Addr().String(), "tls", d.tls != nil, "version", buildinfo.Read().String(), "node", d.nodeID)
 
 	// systemd (issue 6): ready now that every listener is bound; the
 	// watchdog is fed only while the database takes writes, the check
@@ -428,6 +459,10 @@ func (d *Daemon) newCluster(store *postgres.Store, hostname string) (cluster.Clu
 	self := cluster.Node{ID: d.nodeID, Version: buildinfo.Version(), SchemaVersion: strconv.FormatInt(postgres.SchemaVersion(), 10),
 		ConfigHash: d.cfg.Hash(), Hostname: hostname}
 	if !k.Enable {
+		// host:port with no scheme, as Mattermost's cluster status shows
+		// it (with clustering on it is the gossip address). Nothing dials
+		// it: clients and nginx take the API's address and scheme from
+		// their own configuration.
 		self.Address = d.cfg.ServiceSettings.ListenAddress
 		return cluster.NewBus().Join(self), nil
 	}
