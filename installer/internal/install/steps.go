@@ -281,7 +281,7 @@ func (in *Installer) tls(ctx context.Context) error {
 			return err
 		}
 		for _, owner := range in.site.KeyOwners(n.Node) {
-			if _, err := in.write(ctx, n, KeyFile(owner), cert.KeyPEM, 0o600, owner+":"); err != nil {
+			if _, err := in.write(ctx, n, KeyFile(owner), cert.KeyPEM, 0o600, owner+":"+owner); err != nil {
 				return err
 			}
 		}
@@ -588,7 +588,7 @@ func (in *Installer) storage(ctx context.Context) error {
 			owner string
 		}{
 			{MinIOCerts + "/public.crt", cert.CertPEM, 0o644, "root:root"},
-			{MinIOCerts + "/private.key", cert.KeyPEM, 0o600, "garrison-minio:"},
+			{MinIOCerts + "/private.key", cert.KeyPEM, 0o600, "garrison-minio:garrison-minio"},
 			{MinIOCerts + "/CAs/ca.crt", in.ca.CertPEM(), 0o644, "root:root"},
 			{MinIOEnvFile, in.site.MinIOEnv(n.Node, in.sec), 0o640, "root:garrison-minio"},
 		} {
