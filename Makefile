@@ -47,7 +47,13 @@ BIN_ENV := GARRISON_BIN=$(CURDIR)/bin/garrison GARRISON_PUSHPROXY_BIN=$(CURDIR)/
 BUNDLE_ENV = GARRISON_DIST=$(CURDIR)/dist GARRISONCTL_BIN=$(CURDIR)/bin/garrisonctl GARRISON_MINIO_BIN=$(MINIO_DIR)/minio
 
 test-unit: build bundle
-	$(BIN_ENV) $(BUNDLE_ENV) go test -race -count=1 ./...
+	$(BIN_ENV) $(BUNDLE_ENV) go test -race -count=1 -timeout 30m ./...
+
+## test-install: the installer's scenarios alone: garrisonctl installs from the bundle onto booted
+## Debian machines of the testbed (root, debootstrap, systemd-container, iproute2, iptables)
+.PHONY: test-install
+test-install: build bundle
+	$(BUNDLE_ENV) go test -race -count=1 -timeout 30m -v ./test/install/
 
 ## test-compat: the official Mattermost Go driver against a running garrison
 test-compat: build

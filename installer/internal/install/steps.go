@@ -212,7 +212,7 @@ func parseSums(out string) map[string]string {
 func (in *Installer) packages(ctx context.Context) error {
 	return in.each(ctx, in.site.Inv.Nodes, func(ctx context.Context, n *node) error {
 		// Never downgrade silently.
-		out, err := in.sh(ctx, n, `v=$(dpkg-query -W -f='${Version}' garrison garrisonctl 2>/dev/null | head -c 64); echo "$v"`)
+		out, err := in.sh(ctx, n, `dpkg-query -W -f='${Version}' garrisonctl 2>/dev/null | head -c 64; true`)
 		if err != nil {
 			return err
 		}
@@ -310,43 +310,55 @@ func (in *Installer) tls(ctx context.Context) error {
 // restarted when restart says its configuration changed. It does not wait
 // (--no-block): etcd members and MinIO nodes only come up together.
 func (in *Installer) ensureUnit(ctx context.Context, n *node, unit string, restart bool) error {
+	_, err := in.ensureUnitStarted(ctx, n, unit, restart)
+	return err
+}
+
+// ensureUnitStarted is ensureUnit that also says whether this call
+// started (or restarted) the unit, which then reads its configuration
+// anew: a reload on top would race the daemon's start (a SIGHUP before
+// Patroni installs its handler ends it).
+func (in *Installer) ensureUnitStarted(ctx context.Context, n *node, unit string, restart bool) (bool, error) {
 	out, err := in.sh(ctx, n, "systemctl is-enabled "+unit+" 2>/dev/null; systemctl is-active "+unit+" 2>/dev/null; true")
 	if err != nil {
-		return err
+		return false, err
 	}
 	f := strings.Fields(out)
 	enabled := len(f) > 0 && f[0] == "enabled"
 	active := len(f) > 1 && (f[1] == "active" || f[1] == "activating" || f[1] == "reloading")
 	if !enabled {
 		if _, err := in.sh(ctx, n, "systemctl enable --quiet "+unit); err != nil {
-			return err
+			return false, err
 		}
 		in.changed(n, "enabled %s", unit)
 	}
 	switch {
 	case !active:
 		if _, err := in.sh(ctx, n, "systemctl reset-failed "+unit+" 2>/dev/null; systemctl start --no-block "+unit); err != nil {
-			return err
+			return false, err
 		}
 		in.changed(n, "started %s", unit)
+		return true, nil
 	case restart:
 		if _, err := in.sh(ctx, n, "systemctl restart --no-block "+unit); err != nil {
-			return err
+			return false, err
 		}
 		in.changed(n, "restarted %s (its configuration changed)", unit)
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
-// unitFailed returns an error with the unit's journal when it failed, so
-// a wait does not run into its timeout on a unit that will not come up.
+// unitFailed returns an error with the unit's journal when it failed or
+// stopped, so a wait does not run into its timeout on a unit that will
+// not come up.
 func (in *Installer) unitFailed(ctx context.Context, n *node, unit string) error {
-	out, _ := in.sh(ctx, n, "systemctl is-failed "+unit+" 2>/dev/null || true")
-	if strings.TrimSpace(out) != "failed" {
+	out, _ := in.sh(ctx, n, "systemctl is-active "+unit+" 2>/dev/null || true")
+	if st := strings.TrimSpace(out); st != "failed" && st != "inactive" {
 		return nil
 	}
 	j, _ := in.sh(ctx, n, "journalctl -u "+unit+" -n 15 --no-pager -o cat 2>&1 || true")
-	return fmt.Errorf("%s failed on %s; its last log lines:\n%s", unit, n.Name, j)
+	return fmt.Errorf("%s is %s on %s; its last log lines:\n%s", unit, strings.TrimSpace(out), n.Name, j)
 }
 
 // --- etcd ------------------------------------------------------------------
@@ -450,10 +462,11 @@ func (in *Installer) database(ctx context.Context) error {
 		}
 		// Patroni reloads its own configuration on SIGHUP; a restart of
 		// the unit would needlessly fail over a running primary.
-		if err := in.ensureUnit(ctx, n, "patroni.service", false); err != nil {
+		started, err := in.ensureUnitStarted(ctx, n, "patroni.service", false)
+		if err != nil {
 			return err
 		}
-		if ch {
+		if ch && !started {
 			if _, err := in.sh(ctx, n, "systemctl reload patroni.service 2>/dev/null || true"); err != nil {
 				return err
 			}
@@ -557,11 +570,12 @@ func (in *Installer) dbRoles(ctx context.Context) error {
 SELECT 'CREATE ROLE %[1]s LOGIN PASSWORD ''%[2]s''' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[1]s') \gexec
 SELECT 'CREATE DATABASE %[3]s OWNER %[1]s' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '%[3]s') \gexec
 `, r.user, r.password, r.db)
-		res, err := lead.c.Run(ctx, "cd / && runuser -u postgres -- psql -X -q -d postgres -v ON_ERROR_STOP=1", strings.NewReader(sql))
+		res, err := lead.c.Run(ctx, "cd / && runuser -u postgres -- psql -X -d postgres -v ON_ERROR_STOP=1", strings.NewReader(sql))
 		if err != nil {
 			return err
 		}
-		if out := string(res.Stdout) + string(res.Stderr); strings.Contains(out, "CREATE") {
+		// \gexec prints the command tag of what it ran: CREATE ROLE, CREATE DATABASE.
+		if out := string(res.Stdout); strings.Contains(out, "CREATE ROLE") || strings.Contains(out, "CREATE DATABASE") {
 			in.changed(lead, "created role and database %s", r.db)
 		}
 	}
@@ -851,10 +865,11 @@ func (in *Installer) proxy(ctx context.Context) error {
 		if _, err := in.sh(ctx, n, "install -d -o www-data -g www-data -m 700 /var/lib/nginx/garrison && nginx -t -q"); err != nil {
 			return fmt.Errorf("nginx -t refused the configuration: %w", err)
 		}
-		if err := in.ensureUnit(ctx, n, "nginx.service", false); err != nil {
+		started, err := in.ensureUnitStarted(ctx, n, "nginx.service", false)
+		if err != nil {
 			return err
 		}
-		if ch {
+		if ch && !started {
 			if _, err := in.sh(ctx, n, "systemctl reload nginx.service"); err != nil {
 				return err
 			}

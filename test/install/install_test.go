@@ -1,0 +1,267 @@
+// Package install holds the installer's end-to-end scenarios: garrisonctl
+// installs a site from the real bundle, over SSH, onto booted Debian
+// machines of the testbed (systemd-nspawn nodes in network namespaces with
+// no route anywhere but the testbed's subnet), and the site is then used
+// the way its users and admins would.
+//
+// The tests need root, the bundle (GARRISON_DIST, built by make bundle) and
+// the garrisonctl binary (GARRISONCTL_BIN); `make test` provides both. They
+// skip when those are missing, and fail under CI=true.
+package install
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/garrison-chat/garrison/test/debroot"
+	"github.com/garrison-chat/garrison/test/testbed"
+)
+
+// need returns the value of an environment variable the scenario cannot
+// run without.
+func need(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set; run the scenarios through make test", name)
+		}
+		t.Skipf("%s is not set; run through make test (or make test-install)", name)
+	}
+	return v
+}
+
+// artefacts are the bundle and tools a scenario installs with.
+type artefacts struct {
+	tar, pubkey, garrisonctl string
+}
+
+func theArtefacts(t *testing.T) artefacts {
+	t.Helper()
+	dist := need(t, "GARRISON_DIST")
+	ctl := need(t, "GARRISONCTL_BIN")
+	version, err := os.ReadFile(filepath.Join(dist, "..", "VERSION"))
+	if err != nil {
+		matches, _ := filepath.Glob(filepath.Join(dist, "garrison-*-bookworm-amd64.tar"))
+		require.Len(t, matches, 1, "one bundle tar in %s", dist)
+		return artefacts{tar: matches[0], pubkey: filepath.Join(dist, "garrison-signing.pub"), garrisonctl: ctl}
+	}
+	v := strings.TrimSpace(string(version))
+	return artefacts{
+		tar:         filepath.Join(dist, "garrison-"+v+"-bookworm-amd64.tar"),
+		pubkey:      filepath.Join(dist, "garrison-signing.pub"),
+		garrisonctl: ctl,
+	}
+}
+
+// admin runs garrisonctl from the admin node's namespace, as a site admin
+// would from their workstation.
+type admin struct {
+	t     *testing.T
+	node  *testbed.Node
+	a     artefacts
+	state string
+}
+
+func (a *admin) run(ctx context.Context, args ...string) (string, int) {
+	a.t.Helper()
+	cmd := a.node.Command(ctx, a.a.garrisonctl, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "GARRISONCTL_STATE_DIR="+a.state)
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		a.t.Fatalf("garrisonctl %s: %v", strings.Join(args, " "), err)
+	}
+	a.t.Logf("garrisonctl %s: exit %d\n%s", strings.Join(args, " "), code, out.String())
+	return out.String(), code
+}
+
+// siteClient speaks HTTPS to the site through nginx on proxy, from the
+// admin node, with the site's name and trusting the site CA.
+func siteClient(t *testing.T, from *testbed.Node, caFile, host string, proxy *testbed.Node) *http.Client {
+	t.Helper()
+	caPEM, err := os.ReadFile(caFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return from.DialContext(ctx, network, proxy.HostPort(443))
+			},
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12},
+		},
+	}
+}
+
+type rest struct {
+	t     *testing.T
+	hc    *http.Client
+	base  string
+	token string
+}
+
+func (r *rest) call(ctx context.Context, method, path string, body io.Reader, contentType string, want int, out any) http.Header {
+	r.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, body)
+	require.NoError(r.t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("X-Requested-With", "XMLHttpRequest")
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	resp, err := r.hc.Do(req)
+	require.NoError(r.t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(r.t, err)
+	require.Equal(r.t, want, resp.StatusCode, "%s %s: %s", method, path, data)
+	if out != nil {
+		require.NoError(r.t, json.Unmarshal(data, out), "%s %s: %s", method, path, data)
+	}
+	return resp.Header
+}
+
+func (r *rest) json(ctx context.Context, method, path string, in any, want int, out any) http.Header {
+	r.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		require.NoError(r.t, err)
+		body = bytes.NewReader(b)
+	}
+	return r.call(ctx, method, path, body, "application/json", want, out)
+}
+
+// useSite logs in as the first admin through nginx, makes a team and a
+// channel, uploads a file, posts with it, and reads both back.
+func useSite(ctx context.Context, t *testing.T, r *rest, username, password string) {
+	h := r.json(ctx, http.MethodPost, "/api/v4/users/login", map[string]string{"login_id": username, "password": password}, http.StatusOK, nil)
+	r.token = h.Get("Token")
+	require.NotEmpty(t, r.token)
+
+	var team struct{ ID string }
+	r.json(ctx, http.MethodPost, "/api/v4/teams", map[string]string{"name": "ops", "display_name": "Ops", "type": "O"}, http.StatusCreated, &team)
+	var ch struct{ ID string }
+	r.json(ctx, http.MethodPost, "/api/v4/channels", map[string]string{"team_id": team.ID, "name": "install", "display_name": "Install", "type": "O"}, http.StatusCreated, &ch)
+
+	content := bytes.Repeat([]byte("garrison install scenario\n"), 4096)
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	require.NoError(t, mw.WriteField("channel_id", ch.ID))
+	fw, err := mw.CreateFormFile("files", "report.txt")
+	require.NoError(t, err)
+	_, err = fw.Write(content)
+	require.NoError(t, err)
+	require.NoError(t, mw.Close())
+	var up struct {
+		FileInfos []struct{ ID string } `json:"file_infos"`
+	}
+	r.call(ctx, http.MethodPost, "/api/v4/files", &form, mw.FormDataContentType(), http.StatusCreated, &up)
+	require.Len(t, up.FileInfos, 1)
+
+	var post struct{ ID, Message string }
+	r.json(ctx, http.MethodPost, "/api/v4/posts", map[string]any{"channel_id": ch.ID, "message": "installed from the bundle", "file_ids": []string{up.FileInfos[0].ID}}, http.StatusCreated, &post)
+	var got struct{ Message string }
+	r.json(ctx, http.MethodGet, "/api/v4/posts/"+post.ID, nil, http.StatusOK, &got)
+	require.Equal(t, "installed from the bundle", got.Message)
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/api/v4/files/"+up.FileInfos[0].ID, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := r.hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, content, body, "the file comes back byte for byte")
+}
+
+// secrets reads the admin password garrisonctl keeps for the site.
+func secrets(t *testing.T, state, site string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(state, "sites", site, "secrets.json"))
+	require.NoError(t, err)
+	var s map[string]string
+	require.NoError(t, json.Unmarshal(data, &s))
+	return s
+}
+
+// Scenario 1: one node with every role, no route anywhere, installed from
+// the bundle; a user logs in, posts and uploads through nginx; health is
+// green; a second run changes nothing.
+func TestAllInOne(t *testing.T) {
+	ctx := t.Context()
+	a := theArtefacts(t)
+	base := debroot.Prepare(t)
+	tb := testbed.New(t, testbed.Options{Machines: 1})
+	nodes, err := tb.AddNodes(ctx, "admin", "box")
+	require.NoError(t, err)
+	adminNode, boxNode := nodes[0], nodes[1]
+	box, err := boxNode.Boot(ctx, base, testbed.BootOptions{})
+	require.NoError(t, err)
+	fp, err := box.HostKeyFingerprint(ctx)
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "site.yaml")
+	require.NoError(t, os.WriteFile(inv, []byte(fmt.Sprintf(`site: lab
+site_url: https://chat.lab.test
+admin: {username: sysadmin, email: sysadmin@lab.test}
+ssh: {user: root, key: %s}
+options: {monitoring_networks: [%s]}
+nodes:
+  - {name: box, address: %s, ssh: {host_key: '%s'}, roles: [app, db, storage, proxy]}
+`, tb.SSHKeyFile(), tb.Subnet(), boxNode.Addr(), fp)), 0o600))
+
+	ad := &admin{t: t, node: adminNode, a: a, state: filepath.Join(dir, "state")}
+	out, code := ad.run(ctx, "plan", inv)
+	require.Equal(t, 0, code, out)
+
+	start := time.Now()
+	out, code = ad.run(ctx, "install", inv, a.tar, "--pubkey", a.pubkey, "--relaxed-timings")
+	require.Equal(t, 0, code, out)
+	t.Logf("all-in-one install: %s", time.Since(start).Round(time.Second))
+	require.Contains(t, out, "Site lab is up at https://chat.lab.test")
+	require.Contains(t, out, "First admin: sysadmin")
+
+	out, code = ad.run(ctx, "health", inv)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "site: GREEN")
+	for _, svc := range []string{"garrison", "pushproxy", "postgres", "etcd", "nginx"} {
+		require.Contains(t, out, "box   "+svc, "health lists %s", svc)
+	}
+
+	hc := siteClient(t, adminNode, filepath.Join(ad.state, "sites", "lab", "ca", "ca.crt"), "chat.lab.test", boxNode)
+	useSite(ctx, t, &rest{t: t, hc: hc, base: "https://chat.lab.test"}, "sysadmin", secrets(t, ad.state, "lab")["admin_password"])
+
+	start = time.Now()
+	out, code = ad.run(ctx, "install", inv, a.tar, "--pubkey", a.pubkey, "--relaxed-timings")
+	require.Equal(t, 0, code, out)
+	t.Logf("second run: %s", time.Since(start).Round(time.Second))
+	require.Contains(t, out, "install complete: nothing changed")
+}
