@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/garrison-chat/garrison/installer/internal/agent"
 	"github.com/garrison-chat/garrison/installer/internal/install"
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 	"github.com/garrison-chat/garrison/installer/internal/sitekey"
@@ -55,9 +56,9 @@ func (e *env) health(args []string) int {
 		return e.fail("health", err)
 	}
 	switch install.Worst(hs) {
-	case install.Green:
+	case agent.Green:
 		return exitOK
-	case install.Yellow:
+	case agent.Yellow:
 		return exitDegraded
 	}
 	return exitFail

@@ -16,68 +16,41 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garrison-chat/garrison/installer/internal/agent"
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 	"github.com/garrison-chat/garrison/installer/internal/pki"
 	"github.com/garrison-chat/garrison/installer/internal/preflight"
 )
 
-// AgentCheck is one check of the node agent's configuration.
-type AgentCheck struct {
-	Name        string `json:"name"`
-	Kind        string `json:"kind"`
-	URL         string `json:"url"`
-	Member      string `json:"member,omitempty"`
-	MaxLagBytes int64  `json:"max_lag_bytes,omitempty"`
-}
-
-// AgentConfigFile is /etc/garrison/agent.json.
-type AgentConfigFile struct {
-	Node               string       `json:"node"`
-	Listen             string       `json:"listen"`
-	TLS                AgentTLS     `json:"tls"`
-	MonitoringNetworks []string     `json:"monitoring_networks"`
-	Checks             []AgentCheck `json:"checks"`
-}
-
-// AgentTLS is the agent's certificate and the site CA.
-type AgentTLS struct {
-	Cert string `json:"cert"`
-	Key  string `json:"key"`
-	CA   string `json:"ca"`
-}
-
 // AgentConfig renders /etc/garrison/agent.json for node n: the checks of
 // the services its roles run.
 func (s *Site) AgentConfig(n inventory.Node) ([]byte, error) {
-	c := AgentConfigFile{
+	c := agent.Config{
 		Node:               n.Name,
 		Listen:             hostPort(n.Address, PortAgent),
-		TLS:                AgentTLS{Cert: NodeCertFile, Key: KeyFile("garrison-agent"), CA: CAFile},
+		TLS:                agent.TLSFiles{Cert: NodeCertFile, Key: KeyFile("garrison-agent"), CA: CAFile},
 		MonitoringNetworks: s.Inv.Options.MonitoringNetworks,
 	}
-	if c.MonitoringNetworks == nil {
-		c.MonitoringNetworks = []string{}
-	}
 	add := func(name, kind, url string) {
-		c.Checks = append(c.Checks, AgentCheck{Name: name, Kind: kind, URL: url})
+		c.Checks = append(c.Checks, agent.Check{Name: name, Kind: kind, URL: url})
 	}
 	if s.isEtcd(n) {
-		add("etcd", "etcd", "http://127.0.0.1:2381/health")
+		add("etcd", agent.KindEtcd, "http://127.0.0.1:2381/health")
 	}
 	if n.Has(inventory.RoleDB) {
-		c.Checks = append(c.Checks, AgentCheck{Name: "postgres", Kind: "patroni", URL: "https://" + hostPort(n.Address, PortPatroni) + "/cluster", Member: n.Name})
+		c.Checks = append(c.Checks, agent.Check{Name: "postgres", Kind: agent.KindPatroni, URL: "https://" + hostPort(n.Address, PortPatroni) + "/cluster", Member: n.Name})
 	}
 	if n.Has(inventory.RoleStorage) && s.Inv.UsesMinIO() {
-		add("minio", "http", "https://127.0.0.1:"+strconv.Itoa(PortMinIO)+"/minio/health/live")
+		add("minio", agent.KindHTTP, "https://127.0.0.1:"+strconv.Itoa(PortMinIO)+"/minio/health/live")
 	}
 	if n.Has(inventory.RoleApp) {
-		add("garrison", "garrison", "https://"+hostPort(n.Address, PortAPI)+"/api/v4/system/ping?get_server_status=true")
+		add("garrison", agent.KindGarrison, "https://"+hostPort(n.Address, PortAPI)+"/api/v4/system/ping?get_server_status=true")
 		if s.Inv.Push() {
-			add("pushproxy", "http", "https://"+hostPort(n.Address, PortPush)+"/readyz")
+			add("pushproxy", agent.KindHTTP, "https://"+hostPort(n.Address, PortPush)+"/readyz")
 		}
 	}
 	if n.Has(inventory.RoleProxy) {
-		add("nginx", "http", "http://127.0.0.1:"+strconv.Itoa(PortHTTP)+"/nginx-health")
+		add("nginx", agent.KindHTTP, "http://127.0.0.1:"+strconv.Itoa(PortHTTP)+"/nginx-health")
 	}
 	out, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -123,18 +96,18 @@ func (in *Installer) health(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	results := make([]NodeHealth, len(in.site.Inv.Nodes))
+	results := make([]agent.Report, len(in.site.Inv.Nodes))
 	for i, n := range in.site.Inv.Nodes {
 		err := in.waitFor(ctx, "every service on "+n.Name+" green", func(ctx context.Context) error {
 			nd := in.nodes[n.Name]
 			results[i] = agentHealth(ctx, in.httpClient(nd, n.Name, &cert), n)
-			if results[i].Status == Green {
+			if results[i].Status == agent.Green {
 				return nil
 			}
 			var bad []string
 			for _, s := range results[i].Services {
-				if s.Status != Green {
-					bad = append(bad, s.Name+" "+s.Status+": "+s.Reason)
+				if s.Status != agent.Green {
+					bad = append(bad, s.Name+" "+string(s.Status)+": "+s.Reason)
 				}
 			}
 			return errors.New(strings.Join(bad, "; "))
@@ -157,7 +130,7 @@ type Receipt struct {
 	Bundle     string            `json:"bundle_version"`
 	Manifest   string            `json:"bundle_manifest_sha256"`
 	Nodes      []ReceiptNode     `json:"nodes"`
-	Health     []NodeHealth      `json:"health"`
+	Health     []agent.Report    `json:"health"`
 	Preflight  *preflight.Report `json:"preflight"`
 	Changes    []string          `json:"changes"`
 	Inventory  string            `json:"inventory_sha256"`
@@ -177,7 +150,7 @@ type ReceiptNode struct {
 // ReceiptKind names install receipts.
 const ReceiptKind = "garrison-install-receipt"
 
-func (in *Installer) writeReceipt(ctx context.Context, health []NodeHealth) error {
+func (in *Installer) writeReceipt(ctx context.Context, health []agent.Report) error {
 	r := Receipt{
 		Kind: ReceiptKind, Site: in.site.Inv.Site, SiteURL: in.site.Inv.SiteURL, Bundle: in.opts.Version,
 		Health: health, Preflight: in.preflightReport, Changes: in.Changes(), FinishedAt: in.opts.Now().UTC().Format("2006-01-02T15:04:05Z"),

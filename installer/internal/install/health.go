@@ -17,40 +17,18 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/garrison-chat/garrison/installer/internal/agent"
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 )
 
-// Health statuses, worst last.
-const (
-	Green  = "green"
-	Yellow = "yellow"
-	Red    = "red"
-)
-
-func rank(s string) int {
+func rank(s agent.Status) int {
 	switch s {
-	case Green:
+	case agent.Green:
 		return 0
-	case Yellow:
+	case agent.Yellow:
 		return 1
 	}
 	return 2
-}
-
-// NodeHealth is one agent's /health answer.
-type NodeHealth struct {
-	Node      string          `json:"node"`
-	Status    string          `json:"status"`
-	CheckedAt string          `json:"checked_at,omitempty"`
-	Services  []ServiceHealth `json:"services"`
-}
-
-// ServiceHealth is one service on a node.
-type ServiceHealth struct {
-	Name    string         `json:"name"`
-	Status  string         `json:"status"`
-	Reason  string         `json:"reason"`
-	Details map[string]any `json:"details,omitempty"`
 }
 
 // HealthOptions configure CheckHealth.
@@ -64,7 +42,7 @@ type HealthOptions struct {
 // CheckHealth asks every node's agent for its /health over mutual TLS,
 // with garrisonctl's client certificate from the site's state directory.
 // A node whose agent does not answer is red with the reason.
-func CheckHealth(ctx context.Context, inv *inventory.Inventory, stateDir string, o HealthOptions) ([]NodeHealth, error) {
+func CheckHealth(ctx context.Context, inv *inventory.Inventory, stateDir string, o HealthOptions) ([]agent.Report, error) {
 	dir := SiteDir(stateDir, inv.Site)
 	caFile := filepath.Join(dir, "ca", "ca.crt")
 	if inv.TLS.Mode == inventory.TLSProvided {
@@ -89,7 +67,7 @@ func CheckHealth(ctx context.Context, inv *inventory.Inventory, stateDir string,
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	out := make([]NodeHealth, len(inv.Nodes))
+	out := make([]agent.Report, len(inv.Nodes))
 	var wg sync.WaitGroup
 	for i, n := range inv.Nodes {
 		wg.Go(func() {
@@ -108,9 +86,10 @@ func CheckHealth(ctx context.Context, inv *inventory.Inventory, stateDir string,
 	return out, nil
 }
 
-func agentHealth(ctx context.Context, hc *http.Client, n inventory.Node) NodeHealth {
-	red := func(format string, args ...any) NodeHealth {
-		return NodeHealth{Node: n.Name, Status: Red, Services: []ServiceHealth{{Name: "agent", Status: Red, Reason: fmt.Sprintf(format, args...)}}}
+func agentHealth(ctx context.Context, hc *http.Client, n inventory.Node) agent.Report {
+	red := func(format string, args ...any) agent.Report {
+		return agent.Report{Node: n.Name, Status: agent.Red, CheckedAt: time.Now().UTC(),
+			Services: []agent.Service{{Name: "agent", Status: agent.Red, Reason: fmt.Sprintf(format, args...)}}}
 	}
 	url := "https://" + hostPort(n.Address, PortAgent) + "/health"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -122,7 +101,7 @@ func agentHealth(ctx context.Context, hc *http.Client, n inventory.Node) NodeHea
 		return red("agent unreachable: %v", err)
 	}
 	defer resp.Body.Close()
-	var h NodeHealth
+	var h agent.Report
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h); err != nil {
 		return red("agent answered %s without a health report: %v", resp.Status, err)
 	}
@@ -130,14 +109,14 @@ func agentHealth(ctx context.Context, hc *http.Client, n inventory.Node) NodeHea
 		return red("the agent at %s says it is node %q", n.Address, h.Node)
 	}
 	if rank(h.Status) == 2 {
-		h.Status = Red // an unknown status is not good news
+		h.Status = agent.Red // an unknown status is not good news
 	}
 	return h
 }
 
 // Worst is the worst status of a health report.
-func Worst(hs []NodeHealth) string {
-	w := Green
+func Worst(hs []agent.Report) agent.Status {
+	w := agent.Green
 	for _, h := range hs {
 		if rank(h.Status) > rank(w) {
 			w = h.Status
@@ -147,11 +126,11 @@ func Worst(hs []NodeHealth) string {
 }
 
 // WriteHealthTable prints one row per node and service.
-func WriteHealthTable(w io.Writer, hs []NodeHealth) error {
+func WriteHealthTable(w io.Writer, hs []agent.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSERVICE\tSTATUS\tREASON")
 	for _, h := range hs {
-		svcs := append([]ServiceHealth(nil), h.Services...)
+		svcs := append([]agent.Service(nil), h.Services...)
 		sort.SliceStable(svcs, func(i, j int) bool { return svcs[i].Name < svcs[j].Name })
 		if len(svcs) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t%s\t%s\n", h.Node, h.Status, "no services reported")
@@ -163,7 +142,7 @@ func WriteHealthTable(w io.Writer, hs []NodeHealth) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nsite: %s\n", strings.ToUpper(Worst(hs)))
+	_, err := fmt.Fprintf(w, "\nsite: %s\n", strings.ToUpper(string(Worst(hs))))
 	return err
 }
 

@@ -10,11 +10,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/garrison-chat/garrison/installer/internal/agent"
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 	"github.com/garrison-chat/garrison/installer/internal/pki"
 )
@@ -48,14 +50,17 @@ nodes:
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM())
-	agent := func(node, status string) *httptest.Server {
+	serve := func(node string, status agent.Status) *httptest.Server {
 		c, err := ca.Issue(pki.Request{CommonName: node, DNSNames: []string{node}, Server: true}, now)
 		require.NoError(t, err)
 		pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
 		require.NoError(t, err)
 		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			require.Equal(t, "/health", r.URL.Path)
-			json.NewEncoder(w).Encode(NodeHealth{Node: node, Status: status, Services: []ServiceHealth{{Name: "garrison", Status: status, Reason: "reason of " + node}}})
+			if r.URL.Path != "/health" {
+				http.NotFound(w, r) // the report then fails to decode: red
+				return
+			}
+			json.NewEncoder(w).Encode(agent.Report{Node: node, Status: status, Services: []agent.Service{{Name: "garrison", Status: status, Reason: "reason of " + node}}})
 		}))
 		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
 		srv.StartTLS()
@@ -63,25 +68,25 @@ nodes:
 		return srv
 	}
 	servers := map[string]string{
-		"10.0.0.1:9100": agent("a", Green).Listener.Addr().String(),
-		"10.0.0.2:9100": agent("b", Yellow).Listener.Addr().String(),
+		"10.0.0.1:9100": serve("a", agent.Green).Listener.Addr().String(),
+		"10.0.0.2:9100": serve("b", agent.Yellow).Listener.Addr().String(),
 		// c's agent is down.
 	}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if real, ok := servers[addr]; ok {
 			return (&net.Dialer{}).DialContext(ctx, network, real)
 		}
-		return nil, &net.OpError{Op: "dial", Net: network, Err: errConnRefused}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
 	}
 	hs, err := CheckHealth(t.Context(), inv, state, HealthOptions{Dial: dial})
 	require.NoError(t, err)
-	require.Equal(t, Green, hs[0].Status)
-	require.Equal(t, Yellow, hs[1].Status)
-	require.Equal(t, Red, hs[2].Status)
+	require.Equal(t, agent.Green, hs[0].Status)
+	require.Equal(t, agent.Yellow, hs[1].Status)
+	require.Equal(t, agent.Red, hs[2].Status)
 	require.Contains(t, hs[2].Services[0].Reason, "agent unreachable")
-	require.Equal(t, Red, Worst(hs))
-	require.Equal(t, Yellow, Worst(hs[:2]))
-	require.Equal(t, Green, Worst(hs[:1]))
+	require.Equal(t, agent.Red, Worst(hs))
+	require.Equal(t, agent.Yellow, Worst(hs[:2]))
+	require.Equal(t, agent.Green, Worst(hs[:1]))
 
 	var b strings.Builder
 	require.NoError(t, WriteHealthTable(&b, hs))
@@ -89,14 +94,8 @@ nodes:
 	require.Contains(t, b.String(), "site: RED")
 
 	// An agent answering with another node's name is not trusted.
-	servers["10.0.0.3:9100"] = agent("a", Green).Listener.Addr().String()
+	servers["10.0.0.3:9100"] = serve("a", agent.Green).Listener.Addr().String()
 	hs, err = CheckHealth(t.Context(), inv, state, HealthOptions{Dial: dial})
 	require.NoError(t, err)
-	require.Equal(t, Red, hs[2].Status)
+	require.Equal(t, agent.Red, hs[2].Status)
 }
-
-type refused struct{}
-
-func (refused) Error() string { return "connection refused" }
-
-var errConnRefused = refused{}

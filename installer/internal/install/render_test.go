@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/garrison-chat/garrison/installer/internal/agent"
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
 )
 
@@ -60,7 +61,13 @@ func TestRenderGoldens(t *testing.T) {
 		golden(t, prefix+"-patroni.yml", must(s.Patroni(n, sec)))
 		golden(t, prefix+"-config.json", must(s.GarrisonConfig(n, sec)))
 		golden(t, prefix+"-pushproxy.json", must(s.PushProxyConfig(n, sec)))
-		golden(t, prefix+"-agent.json", must(s.AgentConfig(n)))
+		agentJSON := must(s.AgentConfig(n))
+		golden(t, prefix+"-agent.json", agentJSON)
+		// The agent itself accepts what the installer writes.
+		for _, node := range s.Inv.Nodes {
+			_, err := agent.ParseConfig(must(s.AgentConfig(node)))
+			require.NoError(t, err, "agent.json of %s", node.Name)
+		}
 		golden(t, prefix+"-nginx.conf", must(s.NginxConfig()))
 		if s.Inv.UsesMinIO() {
 			golden(t, prefix+"-minio.env", s.MinIOEnv(n, sec))
