@@ -56,18 +56,10 @@ func theArtefacts(t *testing.T) artefacts {
 	t.Helper()
 	dist := need(t, "GARRISON_DIST")
 	ctl := need(t, "GARRISONCTL_BIN")
-	version, err := os.ReadFile(filepath.Join(dist, "..", "VERSION"))
-	if err != nil {
-		matches, _ := filepath.Glob(filepath.Join(dist, "garrison-*-bookworm-amd64.tar"))
-		require.Len(t, matches, 1, "one bundle tar in %s", dist)
-		return artefacts{tar: matches[0], pubkey: filepath.Join(dist, "garrison-signing.pub"), garrisonctl: ctl}
-	}
-	v := strings.TrimSpace(string(version))
-	return artefacts{
-		tar:         filepath.Join(dist, "garrison-"+v+"-bookworm-amd64.tar"),
-		pubkey:      filepath.Join(dist, "garrison-signing.pub"),
-		garrisonctl: ctl,
-	}
+	tars, err := filepath.Glob(filepath.Join(dist, "garrison-*-bookworm-amd64.tar"))
+	require.NoError(t, err)
+	require.Len(t, tars, 1, "want exactly one bundle tar in %s (make bundle cleans old ones)", dist)
+	return artefacts{tar: tars[0], pubkey: filepath.Join(dist, "garrison-signing.pub"), garrisonctl: ctl}
 }
 
 // admin runs garrisonctl from the admin node's namespace, as a site admin

@@ -67,17 +67,7 @@ func (e *env) bundleVerify(args []string) int {
 
 	// The site key first: better to learn that the receipt cannot be signed
 	// before reading a whole DVD.
-	dir := *stateDir
-	if dir == "" {
-		dir = e.getenv(stateDirEnv)
-	}
-	if dir == "" {
-		dir = sitekey.DefaultStateDir
-	}
-	// Absolute, so that the paths printed for auditors work from anywhere.
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
-	}
+	dir := e.stateDir(*stateDir)
 	key, created, err := sitekey.Open(dir)
 	if err != nil {
 		return e.fail("bundle verify", fmt.Errorf("%w (the receipt needs the site key; choose another place with --state-dir or $%s)", err, stateDirEnv))

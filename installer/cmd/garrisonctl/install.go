@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/garrison-chat/garrison/installer/internal/bundle"
@@ -42,6 +41,9 @@ Flags:
 // installReceiptComment is the trusted comment of install receipts.
 const installReceiptComment = "garrison-install-receipt"
 
+// stateDir is garrisonctl's state directory: the flag, else
+// $GARRISONCTL_STATE_DIR, else the default; absolute, so that the paths
+// printed for auditors work from anywhere.
 func (e *env) stateDir(flagValue string) string {
 	dir := flagValue
 	if dir == "" {
@@ -150,7 +152,7 @@ func (e *env) install(args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "\nSite %s is up at %s (%.0fs).\n", inv.Site, inv.SiteURL, time.Since(start).Seconds())
 	fmt.Fprintf(e.stdout, "Receipt: %s\n         check it with: minisign -Vm %s -p %s\n", path, path, key.PublicPath())
-	if created := strings.Contains(strings.Join(in.Changes(), "\n"), "created the first admin"); created {
+	if in.AdminCreated() {
 		fmt.Fprintf(e.stdout, "\nFirst admin: %s\nPassword:    %s\n(kept in %s, readable by root only; change it after the first login)\n",
 			inv.Admin.Username, in.Secrets().AdminPassword, filepath.Join(install.SiteDir(dir, inv.Site), "secrets.json"))
 	} else {

@@ -167,7 +167,7 @@ func (in *Installer) writeReceipt(ctx context.Context, health []agent.Report) er
 		if err != nil {
 			return err
 		}
-		rn := ReceiptNode{Name: n.Name, Address: n.Address, Roles: n.Roles, Packages: map[string]string{}, Files: map[string]string{}}
+		rn := ReceiptNode{Name: n.Name, Address: n.Address, Roles: n.Roles, Packages: map[string]string{}}
 		rn.HostKey, _ = in.keys.Fingerprint(n.Name)
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 			if p, v, ok := strings.Cut(l, " "); ok {
@@ -197,9 +197,7 @@ func (in *Installer) writeReceipt(ctx context.Context, health []agent.Report) er
 		if err != nil {
 			return err
 		}
-		for p, sum := range parseSums(strings.ReplaceAll(out, "  /", "  ./")) {
-			rn.Files["/"+p] = sum
-		}
+		rn.Files = parseSums(out)
 		in.mu.Lock()
 		r.Nodes = append(r.Nodes, rn)
 		in.mu.Unlock()

@@ -62,6 +62,7 @@ type Installer struct {
 	mu      sync.Mutex // guards changes
 	changes []string   // what this run changed, "node: what"
 
+	adminCreated    bool              // set by the admin step
 	receipt         *Receipt          // set by the health step
 	preflightReport *preflight.Report // set by the connect step
 }
@@ -135,6 +136,10 @@ func (in *Installer) Close() error {
 	}
 	return in.log.Close()
 }
+
+// AdminCreated reports whether this run created the first admin (whose
+// initial password the caller then shows, once).
+func (in *Installer) AdminCreated() bool { return in.adminCreated }
 
 // Secrets are the site's credentials (the caller prints the admin's once).
 func (in *Installer) Secrets() *Secrets { return in.sec }

@@ -178,8 +178,9 @@ func (s *Site) Patroni(n inventory.Node, sec *Secrets) ([]byte, error) {
 	return buf.Bytes(), enc.Close()
 }
 
-// MinIOEnv renders /etc/garrison/minio.env for storage node n.
-func (s *Site) MinIOEnv(n inventory.Node, sec *Secrets) []byte {
+// MinIOEnv renders /etc/garrison/minio.env, the same on every storage
+// node: distributed MinIO lists every node's drives.
+func (s *Site) MinIOEnv(sec *Secrets) []byte {
 	var b strings.Builder
 	b.WriteString(header("#"))
 	b.WriteString("# Holds MinIO's root credentials: 0640 root:garrison-minio.\n")
@@ -189,7 +190,6 @@ func (s *Site) MinIOEnv(n inventory.Node, sec *Secrets) []byte {
 	fmt.Fprintf(&b, "MINIO_ROOT_PASSWORD=%q\n", sec.MinIOPassword)
 	fmt.Fprintf(&b, "MINIO_SITE_NAME=%q\n", s.Inv.Site)
 	fmt.Fprintf(&b, "MINIO_BROWSER=%q\n", "off")
-	_ = n
 	return []byte(b.String())
 }
 
@@ -257,8 +257,8 @@ func (s *Site) GarrisonConfig(n inventory.Node, sec *Secrets) ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
-// PushProxyConfig renders /etc/garrison/pushproxy.json for app node n.
-// vapidSubject is the RFC 8292 contact (the first admin's address).
+// PushProxyConfig renders /etc/garrison/pushproxy.json for app node n;
+// the VAPID contact (RFC 8292) is the first admin's address.
 func (s *Site) PushProxyConfig(n inventory.Node, sec *Secrets) ([]byte, error) {
 	var proxies []string
 	for _, p := range s.Inv.With(inventory.RoleProxy) {

@@ -70,7 +70,7 @@ func TestRenderGoldens(t *testing.T) {
 		}
 		golden(t, prefix+"-nginx.conf", must(s.NginxConfig()))
 		if s.Inv.UsesMinIO() {
-			golden(t, prefix+"-minio.env", s.MinIOEnv(n, sec))
+			golden(t, prefix+"-minio.env", s.MinIOEnv(sec))
 		}
 	}
 }
@@ -183,6 +183,14 @@ func TestSecretsKeptAndNeverPrinted(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, secretsName), []byte("{"), 0o600))
 	_, err = LoadSecrets(dir)
 	require.ErrorContains(t, err, "is damaged")
+
+	for field, val := range map[string]string{"garrison_db": "x'; DROP ROLE postgres; --", "minio_password": "line\nMINIO_BROWSER=on", "gossip_key": "c2hvcnQ="} {
+		data, err := json.Marshal(map[string]string{field: val})
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, secretsName), data, 0o600))
+		_, err = LoadSecrets(dir)
+		require.ErrorContains(t, err, field, "a hostile %s is refused", field)
+	}
 }
 
 func sprintf(format string, v any) string { return fmt.Sprintf(format, v) }

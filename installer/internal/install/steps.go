@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
@@ -31,24 +32,20 @@ func (in *Installer) connect(ctx context.Context) error {
 	inv := in.site.Inv
 	errs := make([]error, len(inv.Nodes))
 	clients := make([]*remote.Client, len(inv.Nodes))
-	done := make(chan int, len(inv.Nodes))
+	var wg sync.WaitGroup
 	for i, n := range inv.Nodes {
-		go func() {
-			defer func() { done <- i }()
-			if in.nodes[n.Name] != nil {
-				return
-			}
+		if in.nodes[n.Name] != nil {
+			continue
+		}
+		wg.Go(func() {
 			t := remote.Target{
 				Name: n.Name, Address: n.Address, Port: n.SSH.Port, User: n.SSH.User,
 				KeyFile: inv.Path(n.SSH.Key), HostKeyFingerprint: n.SSH.HostKey,
 			}
-			c, err := remote.Dial(ctx, t, remote.Options{HostKeys: in.keys, Dial: in.opts.Dial, Logf: in.log.Printf})
-			clients[i], errs[i] = c, err
-		}()
+			clients[i], errs[i] = remote.Dial(ctx, t, remote.Options{HostKeys: in.keys, Dial: in.opts.Dial, Logf: in.log.Printf})
+		})
 	}
-	for range inv.Nodes {
-		<-done
-	}
+	wg.Wait()
 	for i, n := range inv.Nodes {
 		if clients[i] != nil {
 			in.nodes[n.Name] = &node{Node: n, c: clients[i]}
@@ -194,7 +191,8 @@ func hashTree(dir string, files []string) (map[string]string, error) {
 	return out, nil
 }
 
-// parseSums reads `sha256sum` output of paths starting with ./.
+// parseSums reads `sha256sum` output into path → digest; a leading ./
+// (from find .) is dropped, absolute paths stay as they are.
 func parseSums(out string) map[string]string {
 	m := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -604,7 +602,7 @@ func (in *Installer) storage(ctx context.Context) error {
 			{MinIOCerts + "/public.crt", cert.CertPEM, 0o644, "root:root"},
 			{MinIOCerts + "/private.key", cert.KeyPEM, 0o600, "garrison-minio:garrison-minio"},
 			{MinIOCerts + "/CAs/ca.crt", in.ca.CertPEM(), 0o644, "root:root"},
-			{MinIOEnvFile, in.site.MinIOEnv(n.Node, in.sec), 0o640, "root:garrison-minio"},
+			{MinIOEnvFile, in.site.MinIOEnv(in.sec), 0o640, "root:garrison-minio"},
 		} {
 			c, err := in.write(ctx, n, f.path, f.data, f.mode, f.owner)
 			if err != nil {
@@ -780,6 +778,7 @@ func (in *Installer) admin(ctx context.Context) error {
 		return fmt.Errorf("created %s, but it is not a system admin: another user was created first; check who before going on", inv.Admin.Username)
 	}
 	in.changed(first, "created the first admin %s", inv.Admin.Username)
+	in.adminCreated = true
 	return nil
 }
 
