@@ -190,6 +190,13 @@ func (s *Site) MinIOEnv(sec *Secrets) []byte {
 	fmt.Fprintf(&b, "MINIO_ROOT_PASSWORD=%q\n", sec.MinIOPassword)
 	fmt.Fprintf(&b, "MINIO_SITE_NAME=%q\n", s.Inv.Site)
 	fmt.Fprintf(&b, "MINIO_BROWSER=%q\n", "off")
+	if s.Inv.Options.AllowDrivesOnRootDisk {
+		// MinIO refuses a drive on the root disk unless the root-drive
+		// threshold is set: with 1B no disk counts as the root one. Only
+		// on sites whose inventory allows it (test sites).
+		b.WriteString("# options.allow_drives_on_root_disk: MinIO may use drives on the root disk.\n")
+		fmt.Fprintf(&b, "MINIO_ROOTDRIVE_THRESHOLD_SIZE=%q\n", "1B")
+	}
 	return []byte(b.String())
 }
 

@@ -192,3 +192,13 @@ func TestSecretsKeptAndNeverPrinted(t *testing.T) {
 		require.ErrorContains(t, err, field, "a hostile %s is refused", field)
 	}
 }
+
+// MinIO refuses drives on the root disk; only an inventory that allows it
+// (a test site) gets the setting that lifts that.
+func TestMinIORootDriveOnlyWhenAllowed(t *testing.T) {
+	t.Parallel()
+	s := testSite(t, "ha.yaml")
+	require.NotContains(t, string(s.MinIOEnv(fixedSecrets())), "MINIO_ROOTDRIVE_THRESHOLD_SIZE")
+	s.Inv.Options.AllowDrivesOnRootDisk = true
+	require.Contains(t, string(s.MinIOEnv(fixedSecrets())), "MINIO_ROOTDRIVE_THRESHOLD_SIZE=\"1B\"\n")
+}
