@@ -20,6 +20,7 @@ build:
 	go build $(GOFLAGS_BUILD) -o bin/garrison-pushproxy ./pushproxy/cmd/garrison-pushproxy
 	go build $(GOFLAGS_BUILD) -o bin/garrisonctl ./installer/cmd/garrisonctl
 	go build $(GOFLAGS_BUILD) -o bin/garrison-load ./test/load
+	cd test/compat && go build -trimpath -o $(CURDIR)/bin/mmsite ./cmd/mmsite
 
 ## run: an all-in-one Garrison on http://127.0.0.1:8065 with a throwaway Postgres in $(RUN_DIR)
 run: build ensure-postgres
@@ -44,7 +45,9 @@ test: test-unit test-compat
 # server/internal/push) run make build's binaries instead of building their own.
 BIN_ENV := GARRISON_BIN=$(CURDIR)/bin/garrison GARRISON_PUSHPROXY_BIN=$(CURDIR)/bin/garrison-pushproxy
 # The bundle tests (test/bundle) use the bundle make bundle built, once per run.
-BUNDLE_ENV = GARRISON_DIST=$(CURDIR)/dist GARRISONCTL_BIN=$(CURDIR)/bin/garrisonctl GARRISON_MINIO_BIN=$(MINIO_DIR)/minio
+# The installer's scenarios (test/install) also drive the site with the
+# official Mattermost driver, built from test/compat's module as bin/mmsite.
+BUNDLE_ENV = GARRISON_DIST=$(CURDIR)/dist GARRISONCTL_BIN=$(CURDIR)/bin/garrisonctl GARRISON_MINIO_BIN=$(MINIO_DIR)/minio MMSITE_BIN=$(CURDIR)/bin/mmsite
 
 test-unit: build bundle
 	$(BIN_ENV) $(BUNDLE_ENV) go test -race -count=1 -timeout 30m ./...
