@@ -20,6 +20,11 @@ build:
 	go build $(GOFLAGS_BUILD) -o bin/garrison-pushproxy ./pushproxy/cmd/garrison-pushproxy
 	go build $(GOFLAGS_BUILD) -o bin/garrisonctl ./installer/cmd/garrisonctl
 	go build $(GOFLAGS_BUILD) -o bin/garrison-load ./test/load
+
+## test-tools: what the tests drive a site with: bin/mmsite, the official Mattermost driver
+## (built from test/compat's module, so that make build and make run never fetch it)
+.PHONY: test-tools
+test-tools:
 	cd test/compat && go build -trimpath -o $(CURDIR)/bin/mmsite ./cmd/mmsite
 
 ## run: an all-in-one Garrison on http://127.0.0.1:8065 with a throwaway Postgres in $(RUN_DIR)
@@ -49,13 +54,13 @@ BIN_ENV := GARRISON_BIN=$(CURDIR)/bin/garrison GARRISON_PUSHPROXY_BIN=$(CURDIR)/
 # official Mattermost driver, built from test/compat's module as bin/mmsite.
 BUNDLE_ENV = GARRISON_DIST=$(CURDIR)/dist GARRISONCTL_BIN=$(CURDIR)/bin/garrisonctl GARRISON_MINIO_BIN=$(MINIO_DIR)/minio MMSITE_BIN=$(CURDIR)/bin/mmsite
 
-test-unit: build bundle
+test-unit: build bundle test-tools
 	$(BIN_ENV) $(BUNDLE_ENV) go test -race -count=1 -timeout 30m ./...
 
 ## test-install: the installer's scenarios alone: garrisonctl installs from the bundle onto booted
 ## Debian machines of the testbed (root, debootstrap, systemd-container, iproute2, iptables)
 .PHONY: test-install
-test-install: build bundle
+test-install: build bundle test-tools
 	$(BUNDLE_ENV) go test -race -count=1 -timeout 30m -v ./test/install/
 
 ## test-compat: the official Mattermost Go driver against a running garrison
