@@ -45,6 +45,8 @@ type Config struct {
 	// (/push, /m, /ws) and health.
 	ListenAddress string
 	// MetricsListenAddress serves Prometheus /metrics; empty disables it.
+	// It serves HTTPS with TLSCertFile and TLSKeyFile when they are set,
+	// as ListenAddress does.
 	MetricsListenAddress string
 	// DataSource is the Postgres DSN (several hosts allowed) holding
 	// registrations, the outbox and the mailbox.
@@ -71,9 +73,11 @@ type Config struct {
 	// AllowedPushHosts are the hosts (host or host:port) a Web Push
 	// subscription endpoint may point to; empty means PublicURL's host.
 	AllowedPushHosts []string
-	// TLSCertFile and TLSKeyFile, set together, make ListenAddress serve
-	// HTTPS: garrison nodes reach the proxy across the network with the
-	// sender secret, which must not travel in clear.
+	// TLSCertFile and TLSKeyFile, set together, make ListenAddress and
+	// MetricsListenAddress serve HTTPS (TLS 1.2 or later): garrison nodes
+	// reach the proxy across the network with the sender secret, and
+	// Prometheus scrapes it from another node; neither may travel in
+	// clear. The pair is read once, at start.
 	TLSCertFile string
 	TLSKeyFile  string
 	// LogLevel is DEBUG, INFO, WARN or ERROR; LogFormat is json or plain.

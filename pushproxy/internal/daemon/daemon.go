@@ -98,6 +98,12 @@ func New(ctx context.Context, o Options) (_ *Daemon, err error) {
 
 // Start binds the listeners, then starts the parts and serves.
 func (d *Daemon) Start(ctx context.Context) (err error) {
+	// The certificate first: a bad file stops the start-up before
+	// anything is bound or started.
+	tlsConfig, err := d.listenerTLS()
+	if err != nil {
+		return err
+	}
 	if d.ln, err = net.Listen("tcp", d.cfg.ListenAddress); err != nil {
 		return fmt.Errorf("ListenAddress: %w", err)
 	}
@@ -105,6 +111,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsListenAddress); err != nil {
 			_ = d.ln.Close()
 			return fmt.Errorf("MetricsListenAddress: %w", err)
+		}
+	}
+	if tlsConfig != nil {
+		// Both listeners: metrics cross the network as the sender API
+		// does, and must not travel in clear either.
+		d.ln = tls.NewListener(d.ln, tlsConfig)
+		if d.metricsLn != nil {
+			d.metricsLn = tls.NewListener(d.metricsLn, tlsConfig)
 		}
 	}
 	for i, p := range d.parts {
@@ -121,27 +135,22 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn),
-	}
-	if d.cfg.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(d.cfg.TLSCertFile, d.cfg.TLSKeyFile)
-		if err != nil {
-			d.stopParts(ctx)
-			d.closeListeners()
-			return fmt.Errorf("TLSCertFile/TLSKeyFile: %w", err)
-		}
-		d.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		d.ln = tls.NewListener(d.ln, d.srv.TLSConfig)
+		// Set, without "h2" in it, so that Serve leaves it alone: both
+		// listeners read it, and they serve HTTP/1.1 only.
+		TLSConfig: tlsConfig,
 	}
 	d.serve(d.srv, d.ln)
 	if d.metricsLn != nil {
 		d.metricsSrv = &http.Server{
 			Handler:           promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}),
 			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn),
+			TLSConfig:         tlsConfig,
 		}
 		d.serve(d.metricsSrv, d.metricsLn)
 	}
 	d.logger.Info("push proxy started", "listen", d.ln.Addr().String(), "public_url", d.cfg.PublicURL,
-		"metrics", d.MetricsAddr(), "content_policy", d.cfg.ContentPolicy, "tls", d.cfg.TLSCertFile != "")
+		"metrics", d.MetricsAddr(), "content_policy", d.cfg.ContentPolicy, "tls", tlsConfig != nil)
 
 	// Every listener is bound and serving: tell systemd, and feed its
 	// watchdog only while /readyz would answer 200.
@@ -155,6 +164,21 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	return nil
+}
+
+// listenerTLS returns the TLS settings of the public and metrics
+// listeners, read from TLSCertFile and TLSKeyFile now (a renewed
+// certificate takes a restart), or nil when they are not set and both
+// serve plain HTTP.
+func (d *Daemon) listenerTLS() (*tls.Config, error) {
+	if d.cfg.TLSCertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(d.cfg.TLSCertFile, d.cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLSCertFile/TLSKeyFile: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 
 // status tells systemd what the daemon is doing; a failure only logs.

@@ -32,6 +32,13 @@ const secret = "daemon-test-secret"
 // the push service go in-process.
 func startDaemon(t *testing.T) *Daemon {
 	t.Helper()
+	return startDaemonWith(t, nil)
+}
+
+// startDaemonWith is startDaemon with edit applied to the configuration
+// (when not nil) before it is validated.
+func startDaemonWith(t *testing.T, edit func(*config.Config)) *Daemon {
+	t.Helper()
 	dsn := pgtest.New(t)
 	// The public URL must be known before listening: reserve a port.
 	addr := freeLoopback(t)
@@ -42,6 +49,9 @@ func startDaemon(t *testing.T) *Daemon {
 	cfg.PublicURL = "http://" + addr
 	cfg.VAPIDKeyFile = filepath.Join(t.TempDir(), "vapid.json")
 	cfg.SenderSecret = secret
+	if edit != nil {
+		edit(&cfg)
+	}
 	require.NoError(t, cfg.Validate())
 	ctx := context.Background()
 	d, err := New(ctx, Options{Config: &cfg, Logger: slog.New(slog.DiscardHandler), Version: "1.2.3", Hash: "abcdef0"})

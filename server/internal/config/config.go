@@ -44,7 +44,11 @@ type Config struct {
 	MetricsSettings MetricsSettings `json:"MetricsSettings"`
 }
 
-// MetricsSettings is Mattermost's MetricsSettings section.
+// MetricsSettings is Mattermost's MetricsSettings section. The metrics
+// listener serves HTTPS exactly when the API listener does: with
+// ServiceSettings.ConnectionSecurity "TLS" it presents the same
+// TLSCertFile and TLSKeyFile and accepts the same TLSMinVer, so scrapes
+// that cross the network are encrypted; with "" it serves plain HTTP.
 type MetricsSettings struct {
 	// Enable serves GET /metrics on ListenAddress.
 	Enable bool `json:"Enable"`
@@ -104,18 +108,19 @@ type ServiceSettings struct {
 	// ListenAddress is the host:port the API and WebSocket listener binds.
 	ListenAddress string `json:"ListenAddress" node:"local"`
 	// ConnectionSecurity is "" (ConnectionSecurityNone: plain HTTP) or
-	// "TLS" (ConnectionSecurityTLS: HTTPS on ListenAddress with
-	// TLSCertFile and TLSKeyFile), as in Mattermost. It is shared by every
-	// node, so a node left on plain HTTP shows in cluster status as a
-	// different configuration.
+	// "TLS" (ConnectionSecurityTLS: HTTPS on ListenAddress, and on
+	// MetricsSettings.ListenAddress, with TLSCertFile and TLSKeyFile), as
+	// in Mattermost. It is shared by every node, so a node left on plain
+	// HTTP shows in cluster status as a different configuration.
 	ConnectionSecurity string `json:"ConnectionSecurity"`
-	// TLSCertFile is the PEM certificate (chain, leaf first) the listener
-	// presents when ConnectionSecurity is "TLS"; each node has its own.
+	// TLSCertFile is the PEM certificate (chain, leaf first) the API and
+	// metrics listeners present when ConnectionSecurity is "TLS"; each
+	// node has its own.
 	TLSCertFile string `json:"TLSCertFile" node:"local"`
 	// TLSKeyFile is the PEM private key of TLSCertFile. The setting is a
 	// path, not a secret; the file is read once, at start.
 	TLSKeyFile string `json:"TLSKeyFile" node:"local"`
-	// TLSMinVer is the lowest TLS version the listener accepts: "1.2" or
+	// TLSMinVer is the lowest TLS version the listeners accept: "1.2" or
 	// "1.3". (Mattermost also takes "1.0" and "1.1"; Garrison does not.)
 	TLSMinVer string `json:"TLSMinVer"`
 	// MaximumPayloadSizeBytes caps request bodies other than file uploads.

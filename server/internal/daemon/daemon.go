@@ -46,7 +46,7 @@ type Daemon struct {
 	hub   *ws.Hub
 	srv   *http.Server
 	ln    net.Listener
-	tls   *tls.Config // the API listener's; nil when it serves plain HTTP
+	tls   *tls.Config // the API and metrics listeners'; nil when they serve plain HTTP
 
 	statusJobs *app.StatusJobs // Statuses (issue 3): away and DND sweeps
 	cluster    cluster.Cluster // Cluster (issue 4)
@@ -210,7 +210,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		WriteTimeout:      time.Duration(ss.WriteTimeout) * time.Second,
 		IdleTimeout:       time.Duration(ss.IdleTimeout) * time.Second,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
-		TLSConfig:         d.tls,
+		// A clone: the server writes its protocols into its settings
+		// while the metrics listener clones d.tls for its own.
+		TLSConfig: d.tls.Clone(),
 	}
 	d.served = make(chan error, 1)
 	if d.tls != nil {
@@ -225,11 +227,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 
 	if m := cfg.MetricsSettings; m.Enable {
-		if d.metrics, err = metrics.Start(m.ListenAddress, d.metricSources(), d.log); err != nil {
+		// The API listener's TLS settings: metrics leave the node in the
+		// clear only when the API does too.
+		if d.metrics, err = metrics.Start(m.ListenAddress, d.tls, d.metricSources(), d.log); err != nil {
 			_ = d.Stop(ctx)
 			return err
 		}
-		d.log.Info("metrics listening", "listen", d.metrics.Addr().String())
+		d.log.Info("metrics listening", "listen", d.metrics.Addr().String(), "tls", d.tls != nil)
 	}
 
 	jctx, cancel := context.WithCancel(context.Background())
@@ -374,6 +378,15 @@ func (d *Daemon) MetricsAddr() net.Addr {
 		return nil
 	}
 	return d.metrics.Addr()
+}
+
+// MetricsURL is the base URL of the bound metrics listener (https://
+// when the API listener serves TLS), "" when metrics are off.
+func (d *Daemon) MetricsURL() string {
+	if d.metrics == nil {
+		return ""
+	}
+	return d.metrics.URL()
 }
 
 // metricSources are what /metrics reads at each scrape.

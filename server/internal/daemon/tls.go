@@ -13,8 +13,9 @@ import (
 	"github.com/garrison-chat/garrison/server/internal/config"
 )
 
-// listenerTLS returns the API listener's TLS settings, or nil when
-// ServiceSettings.ConnectionSecurity asks for plain HTTP. It reads
+// listenerTLS returns the TLS settings of the API listener, which the
+// metrics listener shares, or nil when ServiceSettings.ConnectionSecurity
+// asks for plain HTTP. It reads
 // TLSCertFile and TLSKeyFile now, so a missing, unreadable, malformed or
 // mismatched file stops the start-up with an error naming the setting
 // and the file.
@@ -22,7 +23,7 @@ func (d *Daemon) listenerTLS(now time.Time) (*tls.Config, error) {
 	ss := d.cfg.ServiceSettings
 	if ss.ConnectionSecurity != config.ConnectionSecurityTLS {
 		if ss.TLSCertFile != "" || ss.TLSKeyFile != "" {
-			d.log.Warn("ServiceSettings.TLSCertFile and TLSKeyFile are ignored: ConnectionSecurity is not \"TLS\", the API listener serves plain HTTP")
+			d.log.Warn("ServiceSettings.TLSCertFile and TLSKeyFile are ignored: ConnectionSecurity is not \"TLS\", the API and metrics listeners serve plain HTTP")
 		}
 		return nil, nil
 	}

@@ -2,19 +2,14 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,66 +23,21 @@ import (
 
 	"github.com/garrison-chat/garrison/internal/pgtest"
 	"github.com/garrison-chat/garrison/internal/sdnotify/sdnotifytest"
+	"github.com/garrison-chat/garrison/internal/tlstest"
 	"github.com/garrison-chat/garrison/server/internal/config"
 	"github.com/garrison-chat/garrison/server/internal/daemon"
 )
 
-// keyPair is a self-signed certificate for 127.0.0.1 and "garrison" (the
-// name nginx checks) and its key, as PEM files.
-type keyPair struct {
-	certFile, keyFile string
-	certPEM, keyPEM   []byte
-	leaf              *x509.Certificate
-	roots             *x509.CertPool // trusts leaf
-}
-
-// newKeyPair generates a key pair and writes it as name.crt and name.key
-// in dir.
-func newKeyPair(t *testing.T, dir, name string) keyPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	require.NoError(t, err)
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "garrison " + name},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"garrison"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	kp := keyPair{
-		certFile: filepath.Join(dir, name+".crt"), keyFile: filepath.Join(dir, name+".key"),
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
-		leaf:    leaf, roots: x509.NewCertPool(),
-	}
-	kp.roots.AddCert(leaf)
-	require.NoError(t, os.WriteFile(kp.certFile, kp.certPEM, 0o644))
-	require.NoError(t, os.WriteFile(kp.keyFile, kp.keyPEM, 0o600))
-	return kp
-}
-
 // tlsConfig is a valid configuration whose API listener serves HTTPS with
 // kp on a free port of 127.0.0.1.
-func tlsConfig(t *testing.T, dsn string, kp keyPair) *config.Config {
+func tlsConfig(t *testing.T, dsn string, kp tlstest.KeyPair) *config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.SqlSettings.DataSource = dsn
 	cfg.FileSettings.Directory = t.TempDir()
 	s := &cfg.ServiceSettings
 	s.ListenAddress = "127.0.0.1:0"
-	s.ConnectionSecurity, s.TLSCertFile, s.TLSKeyFile = config.ConnectionSecurityTLS, kp.certFile, kp.keyFile
+	s.ConnectionSecurity, s.TLSCertFile, s.TLSKeyFile = config.ConnectionSecurityTLS, kp.CertFile, kp.KeyFile
 	require.NoError(t, cfg.Validate())
 	return cfg
 }
@@ -133,7 +83,7 @@ func TestTLSListener(t *testing.T) {
 	// datagrams (net.unix.max_dgram_qlen), and this test reads it only
 	// at the start and the end.
 	t.Setenv("WATCHDOG_USEC", "30000000")
-	kp := newKeyPair(t, t.TempDir(), "app1")
+	kp := tlstest.NewKeyPair(t, t.TempDir(), "app1")
 	d := daemon.New(tlsConfig(t, pgtest.New(t), kp), slog.New(slog.DiscardHandler))
 	require.NoError(t, d.Start(context.Background()))
 	stopOnCleanup(t, d)
@@ -146,7 +96,7 @@ func TestTLSListener(t *testing.T) {
 	// the listener does not change it.
 	require.Equal(t, "WATCHDOG=1", sock.Next(t, 10*time.Second))
 
-	trusting := &tls.Config{RootCAs: kp.roots}
+	trusting := &tls.Config{RootCAs: kp.Roots}
 	t.Run("https over HTTP/1.1", func(t *testing.T) {
 		resp, body := ping(t, httpsClient(t, trusting, false), d.URL())
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
@@ -154,7 +104,7 @@ func TestTLSListener(t *testing.T) {
 		require.Equal(t, "OK", body["database_status"])
 		require.Equal(t, 1, resp.ProtoMajor)
 		require.GreaterOrEqual(t, resp.TLS.Version, uint16(tls.VersionTLS12))
-		require.True(t, resp.TLS.PeerCertificates[0].Equal(kp.leaf), "the configured certificate")
+		require.True(t, resp.TLS.PeerCertificates[0].Equal(kp.Leaf), "the configured certificate")
 	})
 	t.Run("https over HTTP/2", func(t *testing.T) {
 		resp, body := ping(t, httpsClient(t, trusting, true), d.URL())
@@ -162,7 +112,7 @@ func TestTLSListener(t *testing.T) {
 		require.Equal(t, "HTTP/2.0", resp.Proto)
 	})
 	t.Run("the name nginx checks", func(t *testing.T) {
-		tc := &tls.Config{RootCAs: kp.roots, ServerName: "garrison"}
+		tc := &tls.Config{RootCAs: kp.Roots, ServerName: "garrison"}
 		resp, _ := ping(t, httpsClient(t, tc, false), d.URL())
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	})
@@ -182,7 +132,7 @@ func TestTLSListener(t *testing.T) {
 		require.Contains(t, string(b), "Client sent an HTTP request to an HTTPS server")
 	})
 	t.Run("TLS 1.1 is refused", func(t *testing.T) {
-		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: kp.roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: kp.Roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 		if err == nil {
 			conn.Close()
 		}
@@ -233,17 +183,17 @@ func TestTLSListener(t *testing.T) {
 // clients are refused.
 func TestTLSMinVersion13(t *testing.T) {
 	t.Parallel()
-	kp := newKeyPair(t, t.TempDir(), "app1")
+	kp := tlstest.NewKeyPair(t, t.TempDir(), "app1")
 	cfg := tlsConfig(t, pgtest.New(t), kp)
 	cfg.ServiceSettings.TLSMinVer = "1.3"
 	d := daemon.New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, d.Start(context.Background()))
 	stopOnCleanup(t, d)
 
-	_, err := httpsClient(t, &tls.Config{RootCAs: kp.roots, MaxVersion: tls.VersionTLS12}, false).Get(d.URL() + "/api/v4/system/ping")
+	_, err := httpsClient(t, &tls.Config{RootCAs: kp.Roots, MaxVersion: tls.VersionTLS12}, false).Get(d.URL() + "/api/v4/system/ping")
 	require.ErrorContains(t, err, "protocol version")
 
-	resp, _ := ping(t, httpsClient(t, &tls.Config{RootCAs: kp.roots}, false), d.URL())
+	resp, _ := ping(t, httpsClient(t, &tls.Config{RootCAs: kp.Roots}, false), d.URL())
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, uint16(tls.VersionTLS13), resp.TLS.Version)
 
@@ -258,8 +208,8 @@ func TestTLSMinVersion13(t *testing.T) {
 func TestTLSStartupErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	good := newKeyPair(t, dir, "good")
-	other := newKeyPair(t, dir, "other")
+	good := tlstest.NewKeyPair(t, dir, "good")
+	other := tlstest.NewKeyPair(t, dir, "other")
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(p, data, 0o600))
@@ -279,29 +229,29 @@ func TestTLSStartupErrors(t *testing.T) {
 		notExist       bool
 		wantNotContain string
 	}{
-		{name: "missing certificate", cert: missing, key: good.keyFile, want: []string{certField(missing)}, notExist: true},
-		{name: "missing key", cert: good.certFile, key: missing, want: []string{keyField(missing)}, notExist: true},
-		{name: "certificate not PEM", cert: write("junk.crt", []byte("hello")), key: good.keyFile,
+		{name: "missing certificate", cert: missing, key: good.KeyFile, want: []string{certField(missing)}, notExist: true},
+		{name: "missing key", cert: good.CertFile, key: missing, want: []string{keyField(missing)}, notExist: true},
+		{name: "certificate not PEM", cert: write("junk.crt", []byte("hello")), key: good.KeyFile,
 			want: []string{certField(filepath.Join(dir, "junk.crt")), "holds no PEM certificate"}},
-		{name: "certificate garbled", cert: write("garbled.crt", block("CERTIFICATE", []byte("not DER"), nil)), key: good.keyFile,
+		{name: "certificate garbled", cert: write("garbled.crt", block("CERTIFICATE", []byte("not DER"), nil)), key: good.KeyFile,
 			want: []string{certField(filepath.Join(dir, "garbled.crt")), "certificate 1:"}},
-		{name: "files swapped", cert: good.keyFile, key: good.certFile,
-			want: []string{certField(good.keyFile), "holds a private key"}},
-		{name: "certificate as key", cert: good.certFile, key: good.certFile,
-			want: []string{keyField(good.certFile), "holds no PEM private key, only other PEM blocks"}},
-		{name: "key not PEM", cert: good.certFile, key: write("junk.key", []byte("hunter2")),
+		{name: "files swapped", cert: good.KeyFile, key: good.CertFile,
+			want: []string{certField(good.KeyFile), "holds a private key"}},
+		{name: "certificate as key", cert: good.CertFile, key: good.CertFile,
+			want: []string{keyField(good.CertFile), "holds no PEM private key, only other PEM blocks"}},
+		{name: "key not PEM", cert: good.CertFile, key: write("junk.key", []byte("hunter2")),
 			want: []string{keyField(filepath.Join(dir, "junk.key")), "holds no PEM private key"}, wantNotContain: "hunter2"},
-		{name: "key garbled", cert: good.certFile, key: write("garbled.key", block("PRIVATE KEY", []byte("hunter2"), nil)),
+		{name: "key garbled", cert: good.CertFile, key: write("garbled.key", block("PRIVATE KEY", []byte("hunter2"), nil)),
 			want: []string{keyField(filepath.Join(dir, "garbled.key")), "not a PKCS #1, PKCS #8 or SEC 1 private key"}},
-		{name: "key encrypted (PKCS #8)", cert: good.certFile, key: write("enc8.key", block("ENCRYPTED PRIVATE KEY", []byte("x"), nil)),
+		{name: "key encrypted (PKCS #8)", cert: good.CertFile, key: write("enc8.key", block("ENCRYPTED PRIVATE KEY", []byte("x"), nil)),
 			want: []string{keyField(filepath.Join(dir, "enc8.key")), "encrypted private key"}},
-		{name: "key encrypted (OpenSSL)", cert: good.certFile,
+		{name: "key encrypted (OpenSSL)", cert: good.CertFile,
 			key:  write("enc1.key", block("RSA PRIVATE KEY", []byte("x"), map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-128-CBC,00"})),
 			want: []string{keyField(filepath.Join(dir, "enc1.key")), "encrypted private key"}},
-		{name: "key of another certificate", cert: good.certFile, key: other.keyFile,
-			want: []string{keyField(other.keyFile), "does not belong to the certificate in", certField(good.certFile)},
+		{name: "key of another certificate", cert: good.CertFile, key: other.KeyFile,
+			want: []string{keyField(other.KeyFile), "does not belong to the certificate in", certField(good.CertFile)},
 			// The other key's PEM body must not leak.
-			wantNotContain: strings.Split(string(other.keyPEM), "\n")[1]},
+			wantNotContain: strings.Split(string(other.KeyPEM), "\n")[1]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -127,27 +128,51 @@ func Handler(s Sources) http.Handler {
 type Server struct {
 	srv    *http.Server
 	ln     net.Listener
+	tls    bool // serves HTTPS
 	served chan error
 }
 
-// Start listens on addr and serves /metrics there.
-func Start(addr string, s Sources, logger *slog.Logger) (*Server, error) {
+// Start listens on addr and serves /metrics there: over TLS when
+// tlsConfig is not nil, else plain HTTP. The daemon passes the API
+// listener's TLS settings, so both present the same certificate, from the
+// same GetCertificate, with the same minimum version. Start uses a clone:
+// http.Server writes its protocols into the settings it is given.
+func Start(addr string, tlsConfig *tls.Config, s Sources, logger *slog.Logger) (*Server, error) {
+	if tlsConfig != nil && len(tlsConfig.Certificates) == 0 && tlsConfig.GetCertificate == nil && tlsConfig.GetConfigForClient == nil {
+		return nil, errors.New("metrics: the TLS settings hold no certificate")
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(s))
-	m := &Server{ln: ln, served: make(chan error, 1), srv: &http.Server{
+	m := &Server{ln: ln, tls: tlsConfig != nil, served: make(chan error, 1), srv: &http.Server{
 		Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		TLSConfig: tlsConfig.Clone(), // nil stays nil
 	}}
-	go func() { m.served <- m.srv.Serve(ln) }()
+	if m.tls {
+		// The certificate comes from TLSConfig, hence no file names.
+		go func() { m.served <- m.srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { m.served <- m.srv.Serve(ln) }()
+	}
 	return m, nil
 }
 
 // Addr is the bound address.
 func (m *Server) Addr() net.Addr { return m.ln.Addr() }
+
+// URL is the base URL of the bound listener: https:// when it serves TLS,
+// http:// otherwise.
+func (m *Server) URL() string {
+	scheme := "http"
+	if m.tls {
+		scheme = "https"
+	}
+	return scheme + "://" + m.ln.Addr().String()
+}
 
 // Stop closes the listener and waits for scrapes in flight, bounded by ctx.
 func (m *Server) Stop(ctx context.Context) error {
