@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+
+	"github.com/garrison-chat/garrison/installer/internal/atomicfile"
 )
 
 // Secrets are the site's generated credentials. garrisonctl makes them
@@ -93,7 +95,10 @@ func LoadSecrets(dir string) (*Secrets, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, append(out, '\n'), 0o600); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("install: keep secrets: %w", err)
+		}
+		if err := atomicfile.Write(path, append(out, '\n'), 0o600); err != nil {
 			return nil, fmt.Errorf("install: keep secrets: %w", err)
 		}
 	}
@@ -157,34 +162,4 @@ func (s *Secrets) fill() (changed bool, err error) {
 		changed = true
 	}
 	return changed, nil
-}
-
-// writeFileAtomic writes path through a temporary file in its directory,
-// synced before the rename, so a crash leaves the old or the new file.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

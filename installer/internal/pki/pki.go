@@ -31,6 +31,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/garrison-chat/garrison/installer/internal/atomicfile"
 )
 
 const (
@@ -124,7 +126,7 @@ func LoadOrCreate(dir, site string, now time.Time) (ca *CA, created bool, err er
 	// The key first (or the one another process made first), then a
 	// certificate for it: a crash in between leaves a key from which the
 	// next run makes the certificate.
-	key, keyCreated, err := createKey(dir, keyPath)
+	key, keyCreated, err := createKey(keyPath)
 	if err != nil {
 		return nil, false, fmt.Errorf("pki: %w", err)
 	}
@@ -132,18 +134,10 @@ func LoadOrCreate(dir, site string, now time.Time) (ca *CA, created bool, err er
 	if err != nil {
 		return nil, false, fmt.Errorf("pki: %w", err)
 	}
-	tmp, err := writeTemp(dir, ".ca.crt-", encodeCerts(cert), 0o644)
-	if err != nil {
-		return nil, false, fmt.Errorf("pki: write %s: %w", certPath, err)
-	}
-	defer os.Remove(tmp)
 	certCreated := true
-	if err := os.Link(tmp, certPath); errors.Is(err, fs.ErrExist) {
+	if err := atomicfile.WriteNew(certPath, encodeCerts(cert), 0o644); errors.Is(err, fs.ErrExist) {
 		certCreated = false // another garrisonctl got there first: use its certificate
 	} else if err != nil {
-		return nil, false, fmt.Errorf("pki: write %s: %w", certPath, err)
-	}
-	if err := syncDir(dir); err != nil {
 		return nil, false, fmt.Errorf("pki: %w", err)
 	}
 	ca, err = load(certPath, keyPath, now)
@@ -155,7 +149,7 @@ func LoadOrCreate(dir, site string, now time.Time) (ca *CA, created bool, err er
 
 // createKey writes a new P-256 key to keyPath unless the file exists by
 // then, and returns the key now in place.
-func createKey(dir, keyPath string) (crypto.Signer, bool, error) {
+func createKey(keyPath string) (crypto.Signer, bool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, false, fmt.Errorf("generate CA key: %w", err)
@@ -164,19 +158,12 @@ func createKey(dir, keyPath string) (crypto.Signer, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("encode CA key: %w", err)
 	}
-	tmp, err := writeTemp(dir, ".ca.key-", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	err = atomicfile.WriteNew(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	clear(der)
-	if err != nil {
-		return nil, false, fmt.Errorf("write %s: %w", keyPath, err)
-	}
-	defer os.Remove(tmp)
 	created := true
-	if err := os.Link(tmp, keyPath); errors.Is(err, fs.ErrExist) {
+	if errors.Is(err, fs.ErrExist) {
 		created = false
 	} else if err != nil {
-		return nil, false, fmt.Errorf("write %s: %w", keyPath, err)
-	}
-	if err := syncDir(dir); err != nil {
 		return nil, false, err
 	}
 	signer, err := readKey(keyPath)
@@ -388,10 +375,10 @@ func (ca *CA) Ensure(dir, name string, r Request, now time.Time) (c Cert, change
 	}
 	// The key first: a crash between the two renames leaves a key that does
 	// not match the certificate, which the next run replaces.
-	if err := writeAtomic(dir, keyPath, c.KeyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, c.KeyPEM, 0o600); err != nil {
 		return Cert{}, false, fmt.Errorf("pki: ensure %s: %w", name, err)
 	}
-	if err := writeAtomic(dir, certPath, c.CertPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, c.CertPEM, 0o644); err != nil {
 		return Cert{}, false, fmt.Errorf("pki: ensure %s: %w", name, err)
 	}
 	return c, true, nil
@@ -590,55 +577,4 @@ func newSerial() (*big.Int, error) {
 		return nil, fmt.Errorf("serial number: %w", err)
 	}
 	return serial.Add(serial, big.NewInt(1)), nil // never 0
-}
-
-// writeTemp writes data to a new temporary file in dir with mode perm,
-// synced, and returns its name.
-func writeTemp(dir, pattern string, data []byte, perm os.FileMode) (string, error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(perm)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(name)
-		return "", werr
-	}
-	return name, nil
-}
-
-// writeAtomic replaces path with data: readers see the old file or the new
-// one, never a part.
-func writeAtomic(dir, path string, data []byte, perm os.FileMode) error {
-	tmp, err := writeTemp(dir, "."+filepath.Base(path)+"-", data, perm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/garrison-chat/garrison/installer/internal/atomicfile"
 	"github.com/garrison-chat/garrison/internal/manifest"
 )
 
@@ -52,7 +53,7 @@ func Open(dir string) (k *Key, created bool, err error) {
 	secretPath := filepath.Join(dir, SecretName)
 	key, err := manifest.LoadSecretKey(secretPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		key, created, err = create(dir, secretPath)
+		key, created, err = create(secretPath)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("sitekey: %w", err)
@@ -66,24 +67,16 @@ func Open(dir string) (k *Key, created bool, err error) {
 
 // create writes a new secret key under secretPath unless another process got
 // there first, and returns whichever key is now in place.
-func create(dir, secretPath string) (minisign.PrivateKey, bool, error) {
+func create(secretPath string) (minisign.PrivateKey, bool, error) {
 	_, secText, err := manifest.GenerateKey()
 	if err != nil {
 		return minisign.PrivateKey{}, false, err
 	}
 	defer clear(secText)
-	tmp, err := writeTemp(dir, ".site.key-", secText, 0o600)
-	if err != nil {
-		return minisign.PrivateKey{}, false, fmt.Errorf("write %s: %w", secretPath, err)
-	}
-	defer os.Remove(tmp)
 	created := true
-	if err := os.Link(tmp, secretPath); errors.Is(err, fs.ErrExist) {
+	if err := atomicfile.WriteNew(secretPath, secText, 0o600); errors.Is(err, fs.ErrExist) {
 		created = false // another garrisonctl made the key between our load and our link: use theirs
 	} else if err != nil {
-		return minisign.PrivateKey{}, false, fmt.Errorf("write %s: %w", secretPath, err)
-	}
-	if err := syncDir(dir); err != nil {
 		return minisign.PrivateKey{}, false, err
 	}
 	key, err := manifest.LoadSecretKey(secretPath)
@@ -98,15 +91,7 @@ func (k *Key) writePublic() error {
 	if have, err := os.ReadFile(path); err == nil && string(have) == string(want) {
 		return nil
 	}
-	tmp, err := writeTemp(k.dir, ".site.pub-", want, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(k.dir)
+	return atomicfile.Write(path, want, 0o644)
 }
 
 // PublicPath is the path of the public key file, site.pub.
@@ -132,73 +117,23 @@ func (k *Key) WriteSigned(dir, base, ext string, data []byte, trustedComment str
 		return "", "", fmt.Errorf("sitekey: %w", err)
 	}
 	sig := k.Sign(data, trustedComment)
-	tmp, err := writeTemp(dir, ".tmp-"+base+"-", data, 0o644)
-	if err != nil {
-		return "", "", fmt.Errorf("sitekey: write %s: %w", filepath.Join(dir, base+ext), err)
-	}
-	defer os.Remove(tmp)
 	for i := 1; ; i++ {
 		name := base + ext
 		if i > 1 {
 			name = base + "-" + strconv.Itoa(i) + ext
 		}
 		path = filepath.Join(dir, name)
-		err = os.Link(tmp, path)
+		err = atomicfile.WriteNew(path, data, 0o644)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, fs.ErrExist) || i == 1000 {
-			return "", "", fmt.Errorf("sitekey: write %s: %w", path, err)
+			return "", "", fmt.Errorf("sitekey: %w", err)
 		}
 	}
 	sigPath = path + ".minisig"
-	tmpSig, err := writeTemp(dir, ".tmp-"+base+"-", sig, 0o644)
-	if err == nil {
-		if err = os.Rename(tmpSig, sigPath); err != nil {
-			os.Remove(tmpSig)
-		}
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("sitekey: write %s: %w", sigPath, err)
-	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.Write(sigPath, sig, 0o644); err != nil {
 		return "", "", fmt.Errorf("sitekey: %w", err)
 	}
 	return path, sigPath, nil
-}
-
-// writeTemp writes data to a new temporary file in dir, synced, with mode perm.
-func writeTemp(dir, pattern string, data []byte, perm os.FileMode) (string, error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
