@@ -28,7 +28,9 @@ func TestOpenCreatesOnce(t *testing.T) {
 	require.Equal(t, os.FileMode(0o700), mode(t, dir))
 	require.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(dir, SecretName)))
 	require.Equal(t, os.FileMode(0o644), mode(t, k.PublicPath()))
-	require.Len(t, k.ID(), 16)
+	// minisign's key id: up to 16 upper-case hex digits, no leading zeros.
+	require.Regexp(t, `^[1-9A-F][0-9A-F]{0,15}$`, k.ID())
+	require.Equal(t, manifest.KeyID(k.Public().ID()), k.ID())
 
 	pub, err := manifest.LoadPublicKey(k.PublicPath())
 	require.NoError(t, err)
