@@ -71,7 +71,11 @@ func (e *env) plan(args []string) int {
 	if err != nil {
 		return e.fail("plan", err)
 	}
-	install.PrintPlan(e.stdout, install.NewSite(inv), "")
+	site := install.NewSite(inv)
+	if err := site.Supported(); err != nil {
+		return e.fail("plan", err)
+	}
+	install.PrintPlan(e.stdout, site, "")
 	return exitOK
 }
 

@@ -182,7 +182,7 @@ func (in *Installer) writeReceipt(ctx context.Context, health []agent.Report) er
 			}
 		}
 		if n.Has(inventory.RoleDB) {
-			files = append(files, PatroniConfig)
+			files = append(files, PatroniConfig, PGBackRestConfig)
 		}
 		if in.site.isEtcd(n.Node) {
 			files = append(files, EtcdEnvFile)

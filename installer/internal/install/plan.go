@@ -15,9 +15,10 @@ const (
 	StepPackages = "packages"
 	StepTLS      = "tls"
 	StepEtcd     = "etcd"
+	StepStorage  = "storage"
 	StepDatabase = "database"
 	StepRoles    = "db-roles"
-	StepStorage  = "storage"
+	StepBackup   = "backup"
 	StepApp      = "app"
 	StepAdmin    = "admin"
 	StepProxy    = "proxy"
@@ -59,6 +60,16 @@ func (s *Site) Plan(bundleVersion string) []PlannedStep {
 	add(StepTLS, "issue node certificates from the site CA ("+inv.TLS.Mode+") and install them", all, nil)
 	etcd := names(inv.EtcdMembers())
 	add(StepEtcd, fmt.Sprintf("start etcd (%d members, v2 API for Patroni) and wait for its quorum", len(etcd)), etcd, nil)
+	if inv.UsesMinIO() {
+		st := inv.With(inventory.RoleStorage)
+		drives := 0
+		for _, n := range st {
+			drives += len(n.Drives)
+		}
+		add(StepStorage, fmt.Sprintf("start MinIO over %d drives on %d nodes, wait for it and make the bucket %s for the WAL archive", drives, len(st), BackupBucket), names(st), nil)
+	} else {
+		add(StepStorage, "keep files on the app node's disk (/var/lib/garrison/data; no MinIO)", names(inv.With(inventory.RoleApp)), nil)
+	}
 	db := names(inv.With(inventory.RoleDB))
 	mode := "asynchronous"
 	if inv.Sync() {
@@ -66,16 +77,11 @@ func (s *Site) Plan(bundleVersion string) []PlannedStep {
 	}
 	add(StepDatabase, fmt.Sprintf("start PostgreSQL 15 under Patroni (%d nodes, %s replication) and wait for a leader and streaming replicas", len(db), mode), db, nil)
 	add(StepRoles, "create the garrison and push databases and their roles on the primary", db[:1], nil)
+	repo := "a directory on " + db[0] + " (" + PGBackRestRepo + ")"
 	if inv.UsesMinIO() {
-		st := inv.With(inventory.RoleStorage)
-		drives := 0
-		for _, n := range st {
-			drives += len(n.Drives)
-		}
-		add(StepStorage, fmt.Sprintf("start MinIO over %d drives on %d nodes and wait for it", drives, len(st)), names(st), nil)
-	} else {
-		add(StepStorage, "keep files on the app node's disk (/var/lib/garrison/data; no MinIO)", names(inv.With(inventory.RoleApp)), nil)
+		repo = "the MinIO bucket " + BackupBucket
 	}
+	add(StepBackup, "create the pgBackRest stanza in "+repo+" from the primary and check that WAL archiving reaches it", db[:1], nil)
 	app := names(inv.With(inventory.RoleApp))
 	what := "garrison"
 	if inv.Push() {

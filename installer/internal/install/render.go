@@ -163,7 +163,14 @@ func (s *Site) Patroni(n inventory.Node, sec *Secrets) ([]byte, error) {
 				"ssl_key_file":             pgKey,
 				"ssl_ca_file":              CAFile,
 				"ssl_min_protocol_version": "TLSv1.2",
+				// Every WAL segment goes to the site's pgBackRest
+				// repository (PGBackRest): point-in-time recovery.
+				"archive_mode":    "on",
+				"archive_command": "pgbackrest --stanza=" + Stanza + " archive-push %p",
 			},
+			// A replica that fell behind wal_keep_size catches up from the
+			// archive instead of needing a new base backup.
+			"recovery_conf": map[string]any{"restore_command": "pgbackrest --stanza=" + Stanza + " archive-get %f \"%p\""},
 		},
 		"watchdog": map[string]any{"mode": "off"}, // no /dev/watchdog on these nodes; Patroni demotes itself
 		"tags":     map[string]any{"nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false},
@@ -197,6 +204,45 @@ func (s *Site) MinIOEnv(sec *Secrets) []byte {
 		b.WriteString("# options.allow_drives_on_root_disk: MinIO may use drives on the root disk.\n")
 		fmt.Fprintf(&b, "MINIO_ROOTDRIVE_THRESHOLD_SIZE=%q\n", "1B")
 	}
+	return []byte(b.String())
+}
+
+// PGBackRest renders /etc/pgbackrest.conf for db node n: the site's one
+// repository (a bucket in MinIO over TLS verified against the site CA, or
+// a directory on the only db node of a site without MinIO) and the local
+// cluster. Patroni's archive_command and restore_command read it.
+func (s *Site) PGBackRest(n inventory.Node, sec *Secrets) []byte {
+	var b strings.Builder
+	b.WriteString(header("#"))
+	b.WriteString("# Read by postgres (archive-push, archive-get) and by garrisonctl's backups.\n")
+	b.WriteString("[global]\n")
+	kv := func(k, v string) { fmt.Fprintf(&b, "%s=%s\n", k, v) }
+	if s.Inv.UsesMinIO() {
+		kv("repo1-type", "s3")
+		kv("repo1-path", "/"+Stanza)
+		kv("repo1-s3-bucket", BackupBucket)
+		kv("repo1-s3-endpoint", s.backupEndpoint(n))
+		kv("repo1-storage-port", strconv.Itoa(PortMinIO))
+		kv("repo1-storage-ca-file", CAFile)
+		kv("repo1-s3-region", "us-east-1")
+		kv("repo1-s3-uri-style", "path")
+		kv("repo1-s3-key", sec.MinIOUser)
+		kv("repo1-s3-key-secret", sec.MinIOPassword)
+	} else {
+		kv("repo1-type", "posix")
+		kv("repo1-path", PGBackRestRepo)
+	}
+	kv("repo1-retention-full", "2")
+	kv("compress-type", "zst")
+	kv("start-fast", "y")
+	kv("log-level-console", "info")
+	kv("log-level-file", "detail")
+	kv("log-path", "/var/log/pgbackrest")
+	fmt.Fprintf(&b, "\n[%s]\n", Stanza)
+	kv("pg1-path", PGDataDir)
+	kv("pg1-port", strconv.Itoa(PortPostgres))
+	kv("pg1-socket-path", "/var/run/postgresql")
+	kv("pg1-user", "postgres")
 	return []byte(b.String())
 }
 

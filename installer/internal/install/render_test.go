@@ -59,6 +59,7 @@ func TestRenderGoldens(t *testing.T) {
 		must := func(b []byte, err error) []byte { require.NoError(t, err); return b }
 		golden(t, prefix+"-etcd.env", s.EtcdEnv(n))
 		golden(t, prefix+"-patroni.yml", must(s.Patroni(n, sec)))
+		golden(t, prefix+"-pgbackrest.conf", s.PGBackRest(n, sec))
 		golden(t, prefix+"-config.json", must(s.GarrisonConfig(n, sec)))
 		golden(t, prefix+"-pushproxy.json", must(s.PushProxyConfig(n, sec)))
 		agentJSON := must(s.AgentConfig(n))
@@ -127,7 +128,7 @@ func TestPlanCoversEveryStep(t *testing.T) {
 	t.Parallel()
 	s := testSite(t, "ha.yaml")
 	ids := s.StepIDs()
-	require.Equal(t, []string{StepConnect, StepRepo, StepPackages, StepTLS, StepEtcd, StepDatabase, StepRoles, StepStorage, StepApp, StepAdmin, StepProxy, StepAgent, StepHealth}, ids)
+	require.Equal(t, []string{StepConnect, StepRepo, StepPackages, StepTLS, StepEtcd, StepStorage, StepDatabase, StepRoles, StepBackup, StepApp, StepAdmin, StepProxy, StepAgent, StepHealth}, ids)
 	var b strings.Builder
 	PrintPlan(&b, s, "1.2.3")
 	require.Contains(t, b.String(), "edge1: garrisonctl nginx")
@@ -201,4 +202,48 @@ func TestMinIORootDriveOnlyWhenAllowed(t *testing.T) {
 	require.NotContains(t, string(s.MinIOEnv(fixedSecrets())), "MINIO_ROOTDRIVE_THRESHOLD_SIZE")
 	s.Inv.Options.AllowDrivesOnRootDisk = true
 	require.Contains(t, string(s.MinIOEnv(fixedSecrets())), "MINIO_ROOTDRIVE_THRESHOLD_SIZE=\"1B\"\n")
+}
+
+// A db node that is no storage node archives through the first storage
+// node, named as in the certificates.
+func TestPGBackRestEndpoint(t *testing.T) {
+	t.Parallel()
+	s := testSite(t, "ha.yaml")
+	require.Contains(t, string(s.PGBackRest(s.Inv.Nodes[1], fixedSecrets())), "repo1-s3-endpoint=app2\n")
+	s.Inv.Nodes[1].Roles = []string{inventory.RoleDB}
+	require.Contains(t, string(s.PGBackRest(s.Inv.Nodes[1], fixedSecrets())), "repo1-s3-endpoint=app1\n")
+}
+
+func TestStanzaInInfo(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		json   string
+		exists bool
+		err    string
+	}{
+		{`[{"name":"garrison","status":{"code":1,"message":"missing stanza path"}}]`, false, ""},
+		{`[{"name":"garrison","status":{"code":2,"message":"no valid backups"}}]`, true, ""},
+		{`[{"name":"garrison","status":{"code":0,"message":"ok"}}]`, true, ""},
+		{`[{"name":"garrison","status":{"code":3,"message":"missing stanza data"}}]`, false, "missing stanza data (code 3)"},
+		{`[]`, false, ""},
+		{`not json`, false, "pgbackrest info"},
+	} {
+		got, err := stanzaInInfo([]byte(c.json))
+		if c.err != "" {
+			require.ErrorContains(t, err, c.err, c.json)
+			continue
+		}
+		require.NoError(t, err, c.json)
+		require.Equal(t, c.exists, got, c.json)
+	}
+}
+
+func TestBackupNodeNotSupportedYet(t *testing.T) {
+	t.Parallel()
+	s := testSite(t, "ha.yaml")
+	require.NoError(t, s.Supported())
+	s.Inv.Nodes[3].Roles = append(s.Inv.Nodes[3].Roles, inventory.RoleBackup)
+	require.ErrorContains(t, s.Supported(), "nodes[3] (edge1).roles: this garrisonctl cannot install a backup node yet")
+	_, err := New(s, Options{StateDir: t.TempDir()})
+	require.ErrorContains(t, err, "cannot install a backup node yet")
 }

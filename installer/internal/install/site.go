@@ -12,6 +12,7 @@
 package install
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -56,6 +57,9 @@ const (
 	EtcdEnvFile     = "/etc/default/etcd"
 	NginxConfig     = "/etc/nginx/nginx.conf"
 
+	PGBackRestConfig = "/etc/pgbackrest.conf"
+	PGBackRestRepo   = "/var/lib/pgbackrest" // the repository on a site without MinIO
+
 	PGDataDir  = "/var/lib/postgresql/15/garrison"
 	PGBinDir   = "/usr/lib/postgresql/15/bin"
 	EtcdData   = "/var/lib/etcd/garrison"
@@ -68,6 +72,11 @@ const (
 	DBGarrison = "garrison"
 	DBPush     = "garrison_push"
 	Bucket     = "garrison"
+	// BackupBucket holds the pgBackRest repository on a site with MinIO,
+	// under the Stanza's path.
+	BackupBucket = "garrison-pgbackrest"
+	// Stanza is the pgBackRest stanza of the site's database cluster.
+	Stanza = "garrison"
 	// AppServerName is a name in every app node's certificate, so nginx,
 	// which checks one name for a whole upstream, can verify them all.
 	AppServerName = "garrison-app.internal"
@@ -109,6 +118,19 @@ func RelaxedTimings() Timings {
 // NewSite lays out inv.
 func NewSite(inv *inventory.Inventory) *Site {
 	return &Site{Inv: inv, Timings: DefaultTimings()}
+}
+
+// Supported says why this garrisonctl cannot install the site, if it
+// cannot: the inventory is valid, but a backup node (a pgBackRest
+// repository host reached over pgBackRest's TLS protocol) is not built
+// yet. Sites keep their repository in MinIO or on their one db node.
+func (s *Site) Supported() error {
+	for i, n := range s.Inv.Nodes {
+		if n.Has(inventory.RoleBackup) {
+			return fmt.Errorf("nodes[%d] (%s).roles: this garrisonctl cannot install a backup node yet; remove the backup role: the pgBackRest repository then goes to MinIO (storage nodes) or, on a site with one db node, to %s on it", i, n.Name, PGBackRestRepo)
+		}
+	}
+	return nil
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
@@ -267,6 +289,16 @@ func (s *Site) MinIOEndpoint(n inventory.Node) string {
 		return ""
 	}
 	return hostPort(st[0].Address, PortMinIO)
+}
+
+// backupEndpoint is the MinIO node db node n's pgBackRest writes to, by
+// name (pgBackRest checks a certificate's DNS names, not its IP
+// addresses): n itself when it is a storage node, else the first one.
+func (s *Site) backupEndpoint(n inventory.Node) string {
+	if n.Has(inventory.RoleStorage) {
+		return n.Name
+	}
+	return s.Inv.With(inventory.RoleStorage)[0].Name
 }
 
 // MinIOVolumes is MINIO_VOLUMES: the drives of every storage node as

@@ -451,6 +451,10 @@ func (in *Installer) database(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// pgBackRest's first: Patroni's archive_command reads it.
+		if _, err := in.write(ctx, n, PGBackRestConfig, in.site.PGBackRest(n.Node, in.sec), 0o640, "postgres:postgres"); err != nil {
+			return err
+		}
 		ch, err := in.write(ctx, n, PatroniConfig, cfg, 0o600, "postgres:postgres")
 		if err != nil {
 			return err
@@ -548,13 +552,20 @@ func (in *Installer) leader(ctx context.Context) (*node, error) {
 
 // --- db-roles --------------------------------------------------------------
 
-func (in *Installer) dbRoles(ctx context.Context) error {
+// waitLeader waits until a db node is the Patroni leader and returns it.
+func (in *Installer) waitLeader(ctx context.Context) (*node, error) {
 	var lead *node
-	if err := in.waitFor(ctx, "the Patroni leader", func(ctx context.Context) error {
+	err := in.waitFor(ctx, "the Patroni leader", func(ctx context.Context) error {
 		var err error
 		lead, err = in.leader(ctx)
 		return err
-	}); err != nil {
+	})
+	return lead, err
+}
+
+func (in *Installer) dbRoles(ctx context.Context) error {
+	lead, err := in.waitLeader(ctx)
+	if err != nil {
 		return err
 	}
 	type role struct{ user, password, db string }
@@ -636,7 +647,7 @@ func (in *Installer) storage(ctx context.Context) error {
 	}
 	first := in.nodes[st[0].Name]
 	hc := in.httpClient(first, "localhost", nil)
-	return in.waitFor(ctx, "MinIO's quorum", func(ctx context.Context) error {
+	err = in.waitFor(ctx, "MinIO's quorum", func(ctx context.Context) error {
 		for _, n := range st {
 			if err := in.unitFailed(ctx, in.nodes[n.Name], "garrison-minio.service"); err != nil {
 				return err
@@ -644,6 +655,10 @@ func (in *Installer) storage(ctx context.Context) error {
 		}
 		return getJSON(ctx, hc, "https://127.0.0.1:9000/minio/health/cluster", nil)
 	})
+	if err != nil {
+		return err
+	}
+	return in.ensureBackupBucket(ctx)
 }
 
 // --- app -------------------------------------------------------------------

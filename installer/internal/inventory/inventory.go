@@ -551,6 +551,9 @@ func (inv *Inventory) validateTopology(add func(string, ...any)) {
 	if b := len(inv.With(RoleBackup)); b > 1 {
 		add("nodes: %d nodes have the backup role; the pgBackRest repository lives on one", b)
 	}
+	if db > 1 && !inv.UsesMinIO() && len(inv.With(RoleBackup)) == 0 {
+		add("nodes: %d db nodes archive to one pgBackRest repository, which needs storage nodes (MinIO) or a backup node", db)
+	}
 	storage := inv.With(RoleStorage)
 	if len(inv.With(RoleApp)) > 1 && len(storage) == 0 {
 		add("nodes: %d app nodes share files, so the site needs storage nodes (MinIO); add the storage role", len(inv.With(RoleApp)))
