@@ -51,6 +51,9 @@ func defaultRecipe() recipe {
 		Packages: []string{
 			"systemd", "systemd-sysv", "dbus",
 			"openssh-server", "python3", "ca-certificates", "curl",
+			// Sites often forbid root logins: the installer's scenarios
+			// also install as a user with passwordless sudo.
+			"sudo",
 		},
 		Masked: []string{
 			"apt-daily.timer", "apt-daily.service",

@@ -35,7 +35,8 @@
 //     one; the root's sources.list lists the host's bookworm,
 //     bookworm-updates and bookworm-security mirrors (main);
 //   - in a chroot: apt-get upgrade, then install --no-install-recommends
-//     systemd systemd-sysv dbus openssh-server python3 ca-certificates curl,
+//     systemd systemd-sysv dbus openssh-server python3 ca-certificates curl
+//     sudo,
 //     then apt-get clean and an empty /var/lib/apt/lists;
 //   - hostname "debroot" and an /etc/hosts; an empty /etc/machine-id (and
 //     no /var/lib/dbus/machine-id), so each node gets its own at first boot;

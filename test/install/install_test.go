@@ -204,8 +204,9 @@ func secrets(t *testing.T, state, site string) map[string]string {
 }
 
 // Scenario 1: one node with every role, no route anywhere, installed from
-// the bundle; a user logs in, posts and uploads through nginx; health is
-// green; a second run changes nothing.
+// the bundle as a user with passwordless sudo; WAL reaches the pgBackRest
+// repository on the node; a user logs in, posts and uploads through nginx;
+// health is green; a second run changes nothing.
 func TestAllInOne(t *testing.T) {
 	ctx := t.Context()
 	a := theArtefacts(t)
@@ -218,13 +219,21 @@ func TestAllInOne(t *testing.T) {
 	require.NoError(t, err)
 	fp, err := box.HostKeyFingerprint(ctx)
 	require.NoError(t, err)
+	// This site forbids nothing, but many do forbid root logins: install
+	// as an admin user with passwordless sudo (the HA scenario uses root).
+	out, err := box.Exec(ctx, "sh", "-euc", `useradd -m -s /bin/bash siteadmin
+echo 'siteadmin ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/siteadmin
+chmod 440 /etc/sudoers.d/siteadmin
+install -d -o siteadmin -g siteadmin -m 700 /home/siteadmin/.ssh
+install -o siteadmin -g siteadmin -m 600 /root/.ssh/authorized_keys /home/siteadmin/.ssh/authorized_keys`)
+	require.NoError(t, err, out)
 
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "site.yaml")
 	require.NoError(t, os.WriteFile(inv, []byte(fmt.Sprintf(`site: lab
 site_url: https://chat.lab.test
 admin: {username: sysadmin, email: sysadmin@lab.test}
-ssh: {user: root, key: %s}
+ssh: {user: siteadmin, key: %s}
 options: {monitoring_networks: [%s]}
 nodes:
   - {name: box, address: %s, ssh: {host_key: '%s'}, roles: [app, db, storage, proxy]}
@@ -248,6 +257,8 @@ nodes:
 		require.Contains(t, out, "box   "+svc, "health lists %s", svc)
 	}
 
+	requireArchiving(ctx, t, box)
+
 	hc := siteClient(t, adminNode, filepath.Join(ad.state, "sites", "lab", "ca", "ca.crt"), "chat.lab.test", boxNode)
 	useSite(ctx, t, &rest{t: t, hc: hc, base: "https://chat.lab.test"}, "sysadmin", secrets(t, ad.state, "lab")["admin_password"])
 
@@ -256,4 +267,29 @@ nodes:
 	require.Equal(t, 0, code, out)
 	t.Logf("second run: %s", time.Since(start).Round(time.Second))
 	require.Contains(t, out, "install complete: nothing changed")
+}
+
+// requireArchiving checks on db machine m that the site's pgBackRest
+// repository holds the stanza and WAL segments PostgreSQL archived.
+func requireArchiving(ctx context.Context, t *testing.T, m *testbed.Machine) {
+	t.Helper()
+	out, err := m.Exec(ctx, "runuser", "-u", "postgres", "--", "pgbackrest", "--stanza=garrison", "--log-level-console=warn", "info", "--output=json")
+	require.NoError(t, err, out)
+	var info []struct {
+		Name    string `json:"name"`
+		Archive []struct {
+			Min string `json:"min"`
+			Max string `json:"max"`
+		} `json:"archive"`
+		Status struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &info), out)
+	require.Len(t, info, 1, out)
+	require.Contains(t, []int{0, 2}, info[0].Status.Code, "stanza status: %s", info[0].Status.Message)
+	require.NotEmpty(t, info[0].Archive, "no WAL archived: %s", out)
+	require.NotEmpty(t, info[0].Archive[0].Max, "no WAL archived: %s", out)
+	t.Logf("%s: pgBackRest archive holds WAL %s to %s", m.Name(), info[0].Archive[0].Min, info[0].Archive[0].Max)
 }
