@@ -65,7 +65,7 @@ func TestAgentCommandLine(t *testing.T) {
 		{"bad config", []string{"--config", bad}, 1, "", []string{
 			"garrisonctl agent: agent config " + bad + ": 3 problems:",
 			"node: required",
-			`checks[0].kind: "etc" is not http, garrison, patroni or etcd`,
+			`checks[0].kind: "etc" is not http, garrison, patroni, etcd or tls`,
 			"extra: unknown field",
 		}},
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,6 +102,10 @@ func (c *checker) one(ctx context.Context, ch Check) Service {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	s := Service{Name: ch.Name, Details: map[string]any{}}
+	if ch.Kind == KindTLS {
+		c.handshake(ctx, &s, ch.URL)
+		return s
+	}
 	resp, body, err := c.get(ctx, ch.target())
 	if err != nil {
 		s.Status, s.Reason = Red, c.describe(ctx, err)
@@ -118,6 +123,28 @@ func (c *checker) one(ctx context.Context, ch Check) Service {
 		plainHTTP(&s, resp)
 	}
 	return s
+}
+
+// handshake completes a TLS handshake with the tls://host:port of target,
+// verifying the server against the site CA and offering the node
+// certificate, and hangs up.
+func (c *checker) handshake(ctx context.Context, s *Service, target string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		s.Status, s.Reason = Red, err.Error()
+		return
+	}
+	cfg := c.client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.ServerName = u.Hostname()
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		s.Status, s.Reason = Red, c.describe(ctx, err)
+		return
+	}
+	st := conn.(*tls.Conn).ConnectionState()
+	conn.Close()
+	s.Status, s.Reason = Green, "TLS handshake OK"
+	s.Details["tls_version"] = tls.VersionName(st.Version)
 }
 
 // get fetches target and reads up to maxBody of the reply.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/garrison-chat/garrison/installer/internal/pki"
 )
 
 // newChecker is the checker an agent with these checks would use.
@@ -213,4 +216,43 @@ func TestHungCheck(t *testing.T) {
 	require.Equal(t, Green, rep.Services[0].Status)
 	require.Equal(t, Red, rep.Services[1].Status)
 	require.Equal(t, "no answer within 300ms", rep.Services[1].Reason)
+}
+
+// A tls check completes a handshake against the site CA: green from a
+// server with a site certificate, red from one with another CA's or from
+// nothing listening.
+func TestTLSCheck(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	serve := func(cert tls.Certificate) string {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: s.pool, MinVersion: tls.VersionTLS12})
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.(*tls.Conn).Handshake()
+				c.Close()
+			}
+		}()
+		return "tls://" + ln.Addr().String()
+	}
+	own := serve(keyPair(t, s.ca, pki.Request{CommonName: "app1", IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true}))
+	foreign := serve(s.foreign)
+
+	c := newChecker(t, s, 5*time.Second,
+		Check{Name: "own", Kind: KindTLS, URL: own},
+		Check{Name: "foreign", Kind: KindTLS, URL: foreign},
+		Check{Name: "closed", Kind: KindTLS, URL: "tls" + strings.TrimPrefix(closedURL(t), "http")},
+	)
+	r := c.run(t.Context())
+	require.Equal(t, Green, r.Services[0].Status, r.Services[0].Reason)
+	require.Equal(t, "TLS handshake OK", r.Services[0].Reason)
+	require.Equal(t, Red, r.Services[1].Status)
+	require.Contains(t, r.Services[1].Reason, "certificate")
+	require.Equal(t, Red, r.Services[2].Status)
+	require.Equal(t, Red, r.Status)
 }

@@ -33,6 +33,10 @@ const (
 	KindGarrison = "garrison" // the server's ping with get_server_status=true
 	KindPatroni  = "patroni"  // Patroni REST GET /cluster: this node's member
 	KindEtcd     = "etcd"     // etcd GET /health
+	// KindTLS is a TLS handshake with a service that speaks no HTTP
+	// (pgBackRest's server): green when it completes against the site CA.
+	// Its URL is tls://host:port.
+	KindTLS = "tls"
 )
 
 // Config is agent.json. Unknown fields are errors; Parse reports every
@@ -67,7 +71,7 @@ type Check struct {
 	// Name names the service in /health and in metrics (garrison,
 	// pushproxy, nginx, postgres, etcd, minio, ...).
 	Name string `json:"name"`
-	// Kind is http, garrison, patroni or etcd.
+	// Kind is http, garrison, patroni, etcd or tls.
 	Kind string `json:"kind"`
 	// URL is what to GET. For garrison, patroni and etcd a URL without a
 	// path gets the usual one (/api/v4/system/ping, /cluster, /health).
@@ -310,17 +314,21 @@ func (ch *Check) validate(path string, p *problems) {
 		p.add(path+".name", "%q: use lower-case letters, digits, '-', '_' or '.'", ch.Name)
 	}
 	switch ch.Kind {
-	case KindHTTP, KindGarrison, KindPatroni, KindEtcd:
+	case KindHTTP, KindGarrison, KindPatroni, KindEtcd, KindTLS:
 	case "":
-		p.add(path+".kind", "required: http, garrison, patroni or etcd")
+		p.add(path+".kind", "required: http, garrison, patroni, etcd or tls")
 	default:
-		p.add(path+".kind", "%q is not http, garrison, patroni or etcd", ch.Kind)
+		p.add(path+".kind", "%q is not http, garrison, patroni, etcd or tls", ch.Kind)
 	}
-	if ch.URL == "" {
+	u, err := url.Parse(ch.URL)
+	switch {
+	case ch.URL == "":
 		p.add(path+".url", "required")
-	} else if u, err := url.Parse(ch.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	case ch.Kind == KindTLS && (err != nil || u.Scheme != "tls" || u.Port() == "" || (u.Path != "" && u.Path != "/")):
+		p.add(path+".url", "%q is not a tls://host:port URL", ch.URL)
+	case ch.Kind != KindTLS && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == ""):
 		p.add(path+".url", "%q is not an http:// or https:// URL", ch.URL)
-	} else if u.User != nil {
+	case u.User != nil:
 		p.add(path+".url", "credentials in the URL are not supported")
 	}
 	if ch.Kind == KindPatroni {

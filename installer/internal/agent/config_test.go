@@ -64,7 +64,9 @@ func TestParseConfigEveryProblem(t *testing.T) {
     {"name": "etcd", "kind": "etcd", "url": "https://127.0.0.1:2379", "member": "app1", "max_lag_bytes": "big"},
     {"name": "etcd", "kind": "http", "url": "https://user:secret@127.0.0.1/"},
     {"kind": "", "url": ""},
-    "not an object"
+    "not an object",
+    {"name": "pgbackrest", "kind": "tls", "url": "https://127.0.0.1:8432"},
+    {"name": "pgbackrest2", "kind": "tls", "url": "tls://127.0.0.1"}
   ]
 }`
 	_, err := ParseConfig([]byte(bad))
@@ -81,7 +83,7 @@ func TestParseConfigEveryProblem(t *testing.T) {
 		`monitoring_networks[1]: "10.0.0.5" is not a CIDR (a single address is written with /32 or /128)`,
 		"monitoring_networks[2]: want a string, have a number",
 		`check_timeout: "soon" is not a positive duration`,
-		`checks[0].kind: "nope" is not http, garrison, patroni or etcd`,
+		`checks[0].kind: "nope" is not http, garrison, patroni, etcd or tls`,
 		`checks[1].name: "Bad Name": use lower-case`,
 		`checks[1].url: "ftp://x" is not an http:// or https:// URL`,
 		"checks[1].extra: unknown field",
@@ -95,6 +97,8 @@ func TestParseConfigEveryProblem(t *testing.T) {
 		"checks[5].kind: required",
 		"checks[5].url: required",
 		"checks[6]: want an object, have a string",
+		`checks[7].url: "https://127.0.0.1:8432" is not a tls://host:port URL`,
+		`checks[8].url: "tls://127.0.0.1" is not a tls://host:port URL`,
 	}
 	for _, w := range want {
 		require.True(t, hasProblem(ce.Problems, w), "missing %q in:\n%s", w, err)
