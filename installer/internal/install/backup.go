@@ -16,13 +16,17 @@ import (
 // --- backup ----------------------------------------------------------------
 
 // backup creates the stanza in the site's pgBackRest repository (the
-// storage step made its bucket), from the primary, and checks that WAL
-// archiving reaches it (pgbackrest check switches a WAL segment and waits
-// for it to be archived).
+// storage step made its bucket), from the primary or, with a backup node,
+// on it (pgBackRest runs stanza-create where the repository is), and
+// checks that WAL archiving reaches it (pgbackrest check switches a WAL
+// segment and waits for it to be archived).
 func (in *Installer) backup(ctx context.Context) error {
 	lead, err := in.waitLeader(ctx)
 	if err != nil {
 		return err
+	}
+	if b, ok := in.site.BackupHost(); ok {
+		lead = in.nodes[b.Name]
 	}
 	exists, err := in.stanzaExists(ctx, lead)
 	if err != nil {

@@ -40,6 +40,9 @@ func (s *Site) AgentConfig(n inventory.Node) ([]byte, error) {
 	if n.Has(inventory.RoleDB) {
 		c.Checks = append(c.Checks, agent.Check{Name: "postgres", Kind: agent.KindPatroni, URL: "https://" + hostPort(n.Address, PortPatroni) + "/cluster", Member: n.Name})
 	}
+	if s.runsPGBackRestServer(n) {
+		add("pgbackrest", agent.KindTLS, "tls://"+hostPort(n.Address, PortPGBackRest))
+	}
 	if n.Has(inventory.RoleStorage) && s.Inv.UsesMinIO() {
 		add("minio", agent.KindHTTP, "https://127.0.0.1:"+strconv.Itoa(PortMinIO)+"/minio/health/live")
 	}
@@ -182,7 +185,10 @@ func (in *Installer) writeReceipt(ctx context.Context, health []agent.Report) er
 			}
 		}
 		if n.Has(inventory.RoleDB) {
-			files = append(files, PatroniConfig, PGBackRestConfig)
+			files = append(files, PatroniConfig)
+		}
+		if n.Has(inventory.RoleDB) || n.Has(inventory.RoleBackup) {
+			files = append(files, PGBackRestConfig)
 		}
 		if in.site.isEtcd(n.Node) {
 			files = append(files, EtcdEnvFile)

@@ -87,9 +87,6 @@ func New(site *Site, o Options) (*Installer, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	if err := site.Supported(); err != nil {
-		return nil, fmt.Errorf("install: %w", err)
-	}
 	if o.StopAfter != "" && !slices.Contains(site.StepIDs(), o.StopAfter) {
 		return nil, fmt.Errorf("install: --stop-after %q is not a step; the steps are %s", o.StopAfter, strings.Join(site.StepIDs(), ", "))
 	}

@@ -3,6 +3,7 @@ package install
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/garrison-chat/garrison/installer/internal/inventory"
@@ -66,7 +67,11 @@ func (s *Site) Plan(bundleVersion string) []PlannedStep {
 		for _, n := range st {
 			drives += len(n.Drives)
 		}
-		add(StepStorage, fmt.Sprintf("start MinIO over %d drives on %d nodes, wait for it and make the bucket %s for the WAL archive", drives, len(st), BackupBucket), names(st), nil)
+		title := fmt.Sprintf("start MinIO over %d drives on %d nodes, wait for it and make the bucket %s for the WAL archive", drives, len(st), BackupBucket)
+		if _, ok := s.BackupHost(); ok {
+			title = fmt.Sprintf("start MinIO over %d drives on %d nodes and wait for it", drives, len(st))
+		}
+		add(StepStorage, title, names(st), nil)
 	} else {
 		add(StepStorage, "keep files on the app node's disk (/var/lib/garrison/data; no MinIO)", names(inv.With(inventory.RoleApp)), nil)
 	}
@@ -75,13 +80,22 @@ func (s *Site) Plan(bundleVersion string) []PlannedStep {
 	if inv.Sync() {
 		mode = "synchronous"
 	}
-	add(StepDatabase, fmt.Sprintf("start PostgreSQL 15 under Patroni (%d nodes, %s replication) and wait for a leader and streaming replicas", len(db), mode), db, nil)
-	add(StepRoles, "create the garrison and push databases and their roles on the primary", db[:1], nil)
+	dbNodes, backupOn, from := db, db[:1], " from the primary"
 	repo := "a directory on " + db[0] + " (" + PGBackRestRepo + ")"
-	if inv.UsesMinIO() {
+	title := fmt.Sprintf("start PostgreSQL 15 under Patroni (%d nodes, %s replication) and wait for a leader and streaming replicas", len(db), mode)
+	switch b, ok := s.BackupHost(); {
+	case ok:
+		repo, backupOn, from = "the backup node "+b.Name+" ("+PGBackRestRepo+", over pgBackRest's TLS protocol)", []string{b.Name}, ""
+		title = "start pgBackRest's TLS servers, then " + title
+		if !b.Has(inventory.RoleDB) {
+			dbNodes = append(slices.Clone(db), b.Name)
+		}
+	case inv.UsesMinIO():
 		repo = "the MinIO bucket " + BackupBucket
 	}
-	add(StepBackup, "create the pgBackRest stanza in "+repo+" from the primary and check that WAL archiving reaches it", db[:1], nil)
+	add(StepDatabase, title, dbNodes, nil)
+	add(StepRoles, "create the garrison and push databases and their roles on the primary", db[:1], nil)
+	add(StepBackup, "create the pgBackRest stanza in "+repo+from+" and check that WAL archiving reaches it", backupOn, nil)
 	app := names(inv.With(inventory.RoleApp))
 	what := "garrison"
 	if inv.Push() {

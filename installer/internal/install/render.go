@@ -207,17 +207,39 @@ func (s *Site) MinIOEnv(sec *Secrets) []byte {
 	return []byte(b.String())
 }
 
-// PGBackRest renders /etc/pgbackrest.conf for db node n: the site's one
-// repository (a bucket in MinIO over TLS verified against the site CA, or
-// a directory on the only db node of a site without MinIO) and the local
-// cluster. Patroni's archive_command and restore_command read it.
+// PGBackRest renders /etc/pgbackrest.conf for node n (a db node or the
+// backup node). The site has one repository, in order of preference:
+//   - on the backup node, which serves it over pgBackRest's TLS protocol
+//     (port 8432, certificates from the site CA, each side admitting only
+//     the other's certificate names); db nodes run the same server so the
+//     backup node can back them up;
+//   - a bucket in MinIO over TLS verified against the site CA;
+//   - a directory on the only db node of a site with neither.
+//
+// Patroni's archive_command and restore_command read it on the db nodes.
 func (s *Site) PGBackRest(n inventory.Node, sec *Secrets) []byte {
 	var b strings.Builder
 	b.WriteString(header("#"))
-	b.WriteString("# Read by postgres (archive-push, archive-get) and by garrisonctl's backups.\n")
+	b.WriteString("# Read by postgres (archive-push, archive-get, the TLS server) and by garrisonctl's backups.\n")
 	b.WriteString("[global]\n")
 	kv := func(k, v string) { fmt.Fprintf(&b, "%s=%s\n", k, v) }
-	if s.Inv.UsesMinIO() {
+	tlsFiles := func(prefix string) {
+		kv(prefix+"-cert-file", NodeCertFile)
+		kv(prefix+"-key-file", KeyFile("postgres"))
+		kv(prefix+"-ca-file", CAFile)
+	}
+	host, remote := s.BackupHost()
+	isHost := remote && n.Name == host.Name
+	switch {
+	case isHost || (!remote && !s.Inv.UsesMinIO()):
+		kv("repo1-type", "posix")
+		kv("repo1-path", PGBackRestRepo)
+	case remote:
+		kv("repo1-host", host.Name)
+		kv("repo1-host-type", "tls")
+		kv("repo1-host-port", strconv.Itoa(PortPGBackRest))
+		tlsFiles("repo1-host")
+	default:
 		kv("repo1-type", "s3")
 		kv("repo1-path", "/"+Stanza)
 		kv("repo1-s3-bucket", BackupBucket)
@@ -228,17 +250,44 @@ func (s *Site) PGBackRest(n inventory.Node, sec *Secrets) []byte {
 		kv("repo1-s3-uri-style", "path")
 		kv("repo1-s3-key", sec.MinIOUser)
 		kv("repo1-s3-key-secret", sec.MinIOPassword)
-	} else {
-		kv("repo1-type", "posix")
-		kv("repo1-path", PGBackRestRepo)
 	}
-	kv("repo1-retention-full", "2")
+	if !remote || isHost {
+		kv("repo1-retention-full", "2")
+	}
 	kv("compress-type", "zst")
 	kv("start-fast", "y")
 	kv("log-level-console", "info")
 	kv("log-level-file", "detail")
 	kv("log-path", "/var/log/pgbackrest")
+	if s.runsPGBackRestServer(n) {
+		// Who may connect: the backup node admits the db nodes, a db node
+		// the backup node (certificate CN = node name), for this stanza.
+		var peers []string
+		if isHost {
+			peers = names(s.Inv.With(inventory.RoleDB))
+		} else {
+			peers = []string{host.Name}
+		}
+		kv("tls-server-address", n.Address)
+		kv("tls-server-port", strconv.Itoa(PortPGBackRest))
+		kv("tls-server-cert-file", NodeCertFile)
+		kv("tls-server-key-file", KeyFile("postgres"))
+		kv("tls-server-ca-file", CAFile)
+		kv("tls-server-auth", strings.Join(peers, ",")+"="+Stanza)
+	}
 	fmt.Fprintf(&b, "\n[%s]\n", Stanza)
+	if isHost {
+		for i, db := range s.Inv.With(inventory.RoleDB) {
+			p := fmt.Sprintf("pg%d", i+1)
+			kv(p+"-host", db.Name)
+			kv(p+"-host-type", "tls")
+			kv(p+"-host-port", strconv.Itoa(PortPGBackRest))
+			tlsFiles(p + "-host")
+			kv(p+"-path", PGDataDir)
+			kv(p+"-port", strconv.Itoa(PortPostgres))
+		}
+		return []byte(b.String())
+	}
 	kv("pg1-path", PGDataDir)
 	kv("pg1-port", strconv.Itoa(PortPostgres))
 	kv("pg1-socket-path", "/var/run/postgresql")

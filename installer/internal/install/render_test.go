@@ -103,7 +103,7 @@ func TestSiteLayout(t *testing.T) {
 	app1, edge := ha.Inv.Nodes[0], ha.Inv.Nodes[3]
 	require.Equal(t, []string{"etcd-server", "garrison", "garrison-minio", "garrison-pushproxy", "garrisonctl", "patroni", "pgbackrest", "postgresql-15"}, ha.Packages(app1))
 	require.Equal(t, []string{"garrisonctl", "nginx"}, ha.Packages(edge))
-	require.Equal(t, []string{"etcd.service", "patroni.service", "garrison-minio.service", "garrison-pushproxy.service", "garrison.service", "garrison-agent.service"}, ha.Units(app1))
+	require.Equal(t, []string{"etcd.service", "garrison-minio.service", "patroni.service", "garrison-pushproxy.service", "garrison.service", "garrison-agent.service"}, ha.Units(app1))
 	require.Equal(t, []string{"garrison-agent", "root"}, ha.KeyOwners(edge))
 	require.Equal(t, "https://10.0.0.11:9000/srv/minio/d1 https://10.0.0.11:9000/srv/minio/d2 https://10.0.0.12:9000/srv/minio/d1 https://10.0.0.12:9000/srv/minio/d2 https://10.0.0.13:9000/srv/minio/d1 https://10.0.0.13:9000/srv/minio/d2", ha.MinIOVolumes())
 	require.Equal(t, "10.0.0.11:9000", ha.MinIOEndpoint(app1))
@@ -238,12 +238,33 @@ func TestStanzaInInfo(t *testing.T) {
 	}
 }
 
-func TestBackupNodeNotSupportedYet(t *testing.T) {
+// With a backup node the repository lives there, and each side's
+// pgBackRest TLS server admits only the other side's certificates.
+func TestPGBackRestBackupNode(t *testing.T) {
 	t.Parallel()
-	s := testSite(t, "ha.yaml")
-	require.NoError(t, s.Supported())
-	s.Inv.Nodes[3].Roles = append(s.Inv.Nodes[3].Roles, inventory.RoleBackup)
-	require.ErrorContains(t, s.Supported(), "nodes[3] (edge1).roles: this garrisonctl cannot install a backup node yet")
-	_, err := New(s, Options{StateDir: t.TempDir()})
-	require.ErrorContains(t, err, "cannot install a backup node yet")
+	s := testSite(t, "backup.yaml")
+	box, vault := s.Inv.Nodes[0], s.Inv.Nodes[1]
+	golden(t, "backup-box-pgbackrest.conf", s.PGBackRest(box, fixedSecrets()))
+	golden(t, "backup-vault-pgbackrest.conf", s.PGBackRest(vault, fixedSecrets()))
+	require.Contains(t, string(s.PGBackRest(box, fixedSecrets())), "tls-server-auth=vault=garrison\n")
+	require.Contains(t, string(s.PGBackRest(vault, fixedSecrets())), "tls-server-auth=box=garrison\n")
+	require.Equal(t, []string{"pgbackrest.service", "garrison-agent.service"}, s.Units(vault))
+	require.Contains(t, s.Units(box), "pgbackrest.service")
+	require.Equal(t, []string{"garrison-agent", "postgres"}, s.KeyOwners(vault))
+	require.Equal(t, []string{"garrisonctl", "pgbackrest"}, s.Packages(vault))
+	agentJSON, err := s.AgentConfig(vault)
+	require.NoError(t, err)
+	cfg, err := agent.ParseConfig(agentJSON)
+	require.NoError(t, err)
+	require.Equal(t, []agent.Check{{Name: "pgbackrest", Kind: agent.KindTLS, URL: "tls://192.0.2.21:8432"}}, cfg.Checks)
+
+	var plan strings.Builder
+	PrintPlan(&plan, s, "1.2.3")
+	require.Contains(t, plan.String(), "9. backup    create the pgBackRest stanza in the backup node vault")
+	require.Contains(t, plan.String(), "              on: vault\n")
+
+	// Without a backup node no TLS server runs.
+	ha := testSite(t, "ha.yaml")
+	require.NotContains(t, ha.Units(ha.Inv.Nodes[0]), "pgbackrest.service")
+	require.NotContains(t, string(ha.PGBackRest(ha.Inv.Nodes[0], fixedSecrets())), "tls-server")
 }

@@ -12,7 +12,6 @@
 package install
 
 import (
-	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -38,6 +37,7 @@ const (
 	PortEtcdPeer   = 2380
 	PortMinIO      = 9000
 	PortMinIOAdmin = 9001 // MinIO console, loopback only
+	PortPGBackRest = 8432 // pgBackRest's TLS server, on db nodes and the backup node
 )
 
 // Paths on the nodes.
@@ -58,7 +58,7 @@ const (
 	NginxConfig     = "/etc/nginx/nginx.conf"
 
 	PGBackRestConfig = "/etc/pgbackrest.conf"
-	PGBackRestRepo   = "/var/lib/pgbackrest" // the repository on a site without MinIO
+	PGBackRestRepo   = "/var/lib/pgbackrest" // the repository on a backup node, or on a site's one db node
 
 	PGDataDir  = "/var/lib/postgresql/15/garrison"
 	PGBinDir   = "/usr/lib/postgresql/15/bin"
@@ -120,19 +120,6 @@ func NewSite(inv *inventory.Inventory) *Site {
 	return &Site{Inv: inv, Timings: DefaultTimings()}
 }
 
-// Supported says why this garrisonctl cannot install the site, if it
-// cannot: the inventory is valid, but a backup node (a pgBackRest
-// repository host reached over pgBackRest's TLS protocol) is not built
-// yet. Sites keep their repository in MinIO or on their one db node.
-func (s *Site) Supported() error {
-	for i, n := range s.Inv.Nodes {
-		if n.Has(inventory.RoleBackup) {
-			return fmt.Errorf("nodes[%d] (%s).roles: this garrisonctl cannot install a backup node yet; remove the backup role: the pgBackRest repository then goes to MinIO (storage nodes) or, on a site with one db node, to %s on it", i, n.Name, PGBackRestRepo)
-		}
-	}
-	return nil
-}
-
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
 // Packages are the Debian packages node n needs, sorted.
@@ -179,11 +166,14 @@ func (s *Site) Units(n inventory.Node) []string {
 	if s.isEtcd(n) {
 		u = append(u, "etcd.service")
 	}
-	if n.Has(inventory.RoleDB) {
-		u = append(u, "patroni.service")
-	}
 	if n.Has(inventory.RoleStorage) && s.Inv.UsesMinIO() {
 		u = append(u, "garrison-minio.service")
+	}
+	if s.runsPGBackRestServer(n) {
+		u = append(u, "pgbackrest.service")
+	}
+	if n.Has(inventory.RoleDB) {
+		u = append(u, "patroni.service")
 	}
 	if n.Has(inventory.RoleApp) {
 		if s.Inv.Push() {
@@ -206,8 +196,10 @@ func (s *Site) KeyOwners(n inventory.Node) []string {
 			owners = append(owners, "garrison-pushproxy")
 		}
 	}
+	if n.Has(inventory.RoleDB) || n.Has(inventory.RoleBackup) {
+		owners = append(owners, "postgres") // PostgreSQL, Patroni, pgBackRest
+	}
 	if n.Has(inventory.RoleDB) {
-		owners = append(owners, "postgres")
 		if s.isEtcd(n) {
 			owners = append(owners, "etcd")
 		}
@@ -289,6 +281,25 @@ func (s *Site) MinIOEndpoint(n inventory.Node) string {
 		return ""
 	}
 	return hostPort(st[0].Address, PortMinIO)
+}
+
+// BackupHost is the site's backup node, which holds the pgBackRest
+// repository and serves it over pgBackRest's TLS protocol, if the
+// inventory has one.
+func (s *Site) BackupHost() (inventory.Node, bool) {
+	b := s.Inv.With(inventory.RoleBackup)
+	if len(b) == 0 {
+		return inventory.Node{}, false
+	}
+	return b[0], true
+}
+
+// runsPGBackRestServer reports whether node n runs pgBackRest's TLS
+// server (pgbackrest.service): the backup node, and with one, every db
+// node, which it backs up from.
+func (s *Site) runsPGBackRestServer(n inventory.Node) bool {
+	_, ok := s.BackupHost()
+	return ok && (n.Has(inventory.RoleBackup) || n.Has(inventory.RoleDB))
 }
 
 // backupEndpoint is the MinIO node db node n's pgBackRest writes to, by

@@ -446,13 +446,28 @@ func isLeaderRole(r string) bool {
 
 func (in *Installer) database(ctx context.Context) error {
 	db := in.site.Inv.With(inventory.RoleDB)
-	err := in.each(ctx, db, func(ctx context.Context, n *node) error {
-		cfg, err := in.site.Patroni(n.Node, in.sec)
+	// pgBackRest's first: Patroni's archive_command reads it, and with a
+	// backup node the repository must answer before the first WAL segment.
+	pgbr := db
+	if b, ok := in.site.BackupHost(); ok && !b.Has(inventory.RoleDB) {
+		pgbr = append(slices.Clone(db), b)
+	}
+	err := in.each(ctx, pgbr, func(ctx context.Context, n *node) error {
+		ch, err := in.write(ctx, n, PGBackRestConfig, in.site.PGBackRest(n.Node, in.sec), 0o640, "postgres:postgres")
 		if err != nil {
 			return err
 		}
-		// pgBackRest's first: Patroni's archive_command reads it.
-		if _, err := in.write(ctx, n, PGBackRestConfig, in.site.PGBackRest(n.Node, in.sec), 0o640, "postgres:postgres"); err != nil {
+		if slices.Contains(in.site.Units(n.Node), "pgbackrest.service") {
+			return in.ensureUnit(ctx, n, "pgbackrest.service", ch)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = in.each(ctx, db, func(ctx context.Context, n *node) error {
+		cfg, err := in.site.Patroni(n.Node, in.sec)
+		if err != nil {
 			return err
 		}
 		ch, err := in.write(ctx, n, PatroniConfig, cfg, 0o600, "postgres:postgres")
@@ -657,6 +672,9 @@ func (in *Installer) storage(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if _, ok := in.site.BackupHost(); ok {
+		return nil // the WAL archive lives on the backup node
 	}
 	return in.ensureBackupBucket(ctx)
 }

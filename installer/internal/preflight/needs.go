@@ -107,6 +107,11 @@ func NodePorts(inv *inventory.Inventory, n inventory.Node) []Port {
 	if n.Has(inventory.RoleStorage) && inv.UsesMinIO() {
 		add("minio", "tcp", 9000, 9001)
 	}
+	// pgBackRest's TLS server: on the backup node, and with one on every
+	// db node, which the backup node backs up from.
+	if len(inv.With(inventory.RoleBackup)) > 0 && (n.Has(inventory.RoleBackup) || n.Has(inventory.RoleDB)) {
+		add("pgbackrest", "tcp", 8432)
+	}
 	slices.SortFunc(ps, func(a, b Port) int {
 		if a.Number != b.Number {
 			return a.Number - b.Number

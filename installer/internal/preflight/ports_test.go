@@ -43,5 +43,6 @@ nodes:
 		install.PortEtcdPeer:   "etcd",
 		install.PortMinIO:      "minio",
 		install.PortMinIOAdmin: "minio",
+		install.PortPGBackRest: "pgbackrest",
 	}, got)
 }
