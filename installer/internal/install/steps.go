@@ -115,6 +115,7 @@ const aptOpts = "-o Dir::Etc::SourceList=/etc/garrison/apt/garrison.list -o Dir:
 func (in *Installer) repo(ctx context.Context) error {
 	repoDir := filepath.Join(in.opts.BundleDir, "repo")
 	var files []string
+	sizes := map[string]int64{}
 	err := filepath.WalkDir(repoDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -122,6 +123,11 @@ func (in *Installer) repo(ctx context.Context) error {
 		if d.Type().IsRegular() {
 			rel, _ := filepath.Rel(repoDir, p)
 			files = append(files, rel)
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			sizes[rel] = info.Size()
 		}
 		return nil
 	})
@@ -144,18 +150,22 @@ func (in *Installer) repo(ctx context.Context) error {
 			return err
 		}
 		have := parseSums(out)
-		sent := 0
+		var todo []string
+		var total int64
 		for _, f := range files {
-			if have[f] == local[f] {
-				continue
+			if have[f] != local[f] {
+				todo = append(todo, f)
+				total += sizes[f]
 			}
-			if _, err := n.c.Upload(ctx, filepath.Join(repoDir, f), dest+"/"+f, 0o644, nil); err != nil {
+		}
+		pr := &copyProgress{log: in.log, node: n.Name, total: total}
+		for _, f := range todo {
+			if _, err := n.c.Upload(ctx, filepath.Join(repoDir, f), dest+"/"+f, 0o644, pr.file(sizes[f])); err != nil {
 				return err
 			}
-			sent++
 		}
-		if sent > 0 {
-			in.changed(n, "copied %d file(s) of the bundle's repository to %s", sent, dest)
+		if len(todo) > 0 {
+			in.changed(n, "copied %d file(s) of the bundle's repository (%s) to %s", len(todo), mib(total), dest)
 		}
 		list := "# Written by garrisonctl install.\ndeb [signed-by=" + KeyringDir + "/garrison-archive-keyring.gpg] file:" + dest + " ./\n"
 		for _, f := range []struct {
@@ -178,6 +188,39 @@ func (in *Installer) repo(ctx context.Context) error {
 		return nil
 	})
 }
+
+// copyProgress logs a node's repository copy every tenth of the way
+// (resumed files count from where they resume).
+type copyProgress struct {
+	log   *logger
+	node  string
+	total int64
+
+	mu     sync.Mutex
+	done   int64 // bytes of the files finished
+	logged int64 // the last tenth logged
+}
+
+// file returns the Upload progress callback of the next file, of size.
+func (p *copyProgress) file(size int64) func(sent, total int64) {
+	return func(sent, _ int64) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		at := p.done + sent
+		if sent == size {
+			p.done += size
+		}
+		if p.total == 0 {
+			return
+		}
+		if tenth := at * 10 / p.total; tenth > p.logged {
+			p.logged = tenth
+			p.log.Printf("  %s: copying the repository: %s of %s (%d%%)", p.node, mib(at), mib(p.total), at*100/p.total)
+		}
+	}
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func hashTree(dir string, files []string) (map[string]string, error) {
 	out := make(map[string]string, len(files))
