@@ -34,7 +34,10 @@ func TestMachines(t *testing.T) {
 	tb := testbed.New(t, testbed.Options{StateDir: stateDir, Machines: 2})
 	base := debroot.Prepare(t)
 	ctx := t.Context()
-	nodes, err := tb.AddNodes(ctx, "admin", "app1", "app2")
+	// Names no other package's testbed uses: the teardown check below
+	// looks for leftovers by node name in host-wide places (/run, the
+	// cgroup tree), which test/install's machines (app1, app2…) share.
+	nodes, err := tb.AddNodes(ctx, "admin", "m1", "m2")
 	require.NoError(t, err)
 	admin := nodes[0]
 
@@ -100,7 +103,7 @@ func TestMachines(t *testing.T) {
 			require.NoError(t, c.Close())
 		}
 
-		// The host key check is not vacuous: app2's key for app1 fails.
+		// The host key check is not vacuous: m2's key for m1 fails.
 		fp2, err := m2.HostKeyFingerprint(ctx)
 		require.NoError(t, err)
 		_, err = sshDial(ctx, admin, m1, tb.SSHKeyFile(), fp2)
@@ -121,7 +124,7 @@ func TestMachines(t *testing.T) {
 			"root@"+m2.Node().Addr().String(), "hostname")
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s", out)
-		require.Equal(t, "app2\n", string(out))
+		require.Equal(t, "m2\n", string(out))
 	})
 
 	t.Run("no route out of the subnet", func(t *testing.T) {
@@ -152,33 +155,33 @@ func TestMachines(t *testing.T) {
 		require.Contains(t, out, "Network is unreachable")
 
 		// Another machine, by name, works.
-		require.NoError(t, m2.Debroot().WriteFile("/srv/hello/index.html", []byte("hello from app2\n"), 0o644))
+		require.NoError(t, m2.Debroot().WriteFile("/srv/hello/index.html", []byte("hello from m2\n"), 0o644))
 		out, err = m2.Exec(ctx, "systemd-run", "--unit=hello", "--", "python3", "-m", "http.server", "8080",
 			"--bind", m2.Node().Addr().String(), "--directory", "/srv/hello")
 		require.NoError(t, err, out)
 		require.NoError(t, m1.Node().WaitListening(ctx, m2.Node().HostPort(8080)))
-		out, err = m1.Exec(ctx, "curl", "-fsS", "--max-time", "20", "http://app2:8080/")
+		out, err = m1.Exec(ctx, "curl", "-fsS", "--max-time", "20", "http://m2:8080/")
 		require.NoError(t, err, out)
-		require.Equal(t, "hello from app2\n", out)
+		require.Equal(t, "hello from m2\n", out)
 	})
 
 	t.Run("partition and heal", func(t *testing.T) {
 		ssh1, ssh2 := m1.Node().HostPort(22), m2.Node().HostPort(22)
 		require.True(t, eventuallyReachable(m1.Node(), ssh2))
 		require.NoError(t, tb.Partition(ctx, m1.Node(), m2.Node()))
-		require.False(t, reachable(m1.Node(), ssh2), "app1 -> app2")
-		require.False(t, reachable(m2.Node(), ssh1), "app2 -> app1")
-		require.True(t, eventuallyReachable(admin, ssh1), "admin -> app1 still works")
-		require.True(t, eventuallyReachable(admin, ssh2), "admin -> app2 still works")
+		require.False(t, reachable(m1.Node(), ssh2), "m1 -> m2")
+		require.False(t, reachable(m2.Node(), ssh1), "m2 -> m1")
+		require.True(t, eventuallyReachable(admin, ssh1), "admin -> m1 still works")
+		require.True(t, eventuallyReachable(admin, ssh2), "admin -> m2 still works")
 		// From inside the machine too: silence, so a timeout.
-		out, err := m1.Exec(ctx, "curl", "-sS", "--max-time", "1", "http://app2:8080/")
+		out, err := m1.Exec(ctx, "curl", "-sS", "--max-time", "1", "http://m2:8080/")
 		var exit *exec.ExitError
 		require.ErrorAs(t, err, &exit, out)
 		require.Equal(t, 28, exit.ExitCode(), "a timeout: %s", out)
 
 		require.NoError(t, tb.Heal(ctx))
-		require.True(t, eventuallyReachable(m1.Node(), ssh2), "healed: app1 -> app2")
-		require.True(t, eventuallyReachable(m2.Node(), ssh1), "healed: app2 -> app1")
+		require.True(t, eventuallyReachable(m1.Node(), ssh2), "healed: m1 -> m2")
+		require.True(t, eventuallyReachable(m2.Node(), ssh1), "healed: m2 -> m1")
 	})
 
 	t.Run("a node added later is in every machine's hosts", func(t *testing.T) {
@@ -212,14 +215,14 @@ func TestMachines(t *testing.T) {
 
 		require.NoError(t, m2.Start(ctx))
 		bt := m2.BootTimes()
-		t.Logf("figures: machine app2 started again: boot %s + sshd %s", bt.Boot.Round(time.Millisecond), bt.SSH.Round(time.Millisecond))
+		t.Logf("figures: machine m2 started again: boot %s + sshd %s", bt.Boot.Round(time.Millisecond), bt.SSH.Round(time.Millisecond))
 		require.Zero(t, bt.Copy)
 		again, err := m2.HostKeyFingerprint(ctx)
 		require.NoError(t, err)
 		require.Equal(t, fp, again, "the same host key")
 		c, err := admin.DialSSH(ctx, m2)
 		require.NoError(t, err)
-		require.Equal(t, "app2\n", sshRun(t, c, "hostname"))
+		require.Equal(t, "m2\n", sshRun(t, c, "hostname"))
 		require.NoError(t, c.Close())
 	})
 
