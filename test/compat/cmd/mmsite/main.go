@@ -236,6 +236,11 @@ func crossNode(ctx context.Context, tr *transport, token string, ch *model.Chann
 	}
 	defer ws.Close()
 	ws.Listen()
+	// Post only once the node has registered the connection (hello), or
+	// the event could be broadcast before it is listening.
+	if err := waitHello(ctx, ws, listenURL); err != nil {
+		return err
+	}
 
 	poster := tr.client(postURL)
 	poster.SetToken(token)
@@ -271,6 +276,27 @@ func crossNode(ctx context.Context, tr *transport, token string, ch *model.Chann
 			return fmt.Errorf("post %s made on %s did not reach the WebSocket on %s within %s", p.Id, postURL, listenURL, eventTimeout)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting on %s for post %s: %w", listenURL, p.Id, ctx.Err())
+		}
+	}
+}
+
+// waitHello reads ws until its hello event.
+func waitHello(ctx context.Context, ws *model.WebSocketClient, url string) error {
+	deadline := time.NewTimer(eventTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev, ok := <-ws.EventChannel:
+			if !ok {
+				return fmt.Errorf("websocket on %s closed before hello: %v", url, ws.ListenError)
+			}
+			if ev.EventType() == model.WebsocketEventHello {
+				return nil
+			}
+		case <-deadline.C:
+			return fmt.Errorf("no hello on the websocket on %s within %s", url, eventTimeout)
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for hello on %s: %w", url, ctx.Err())
 		}
 	}
 }
