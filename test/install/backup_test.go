@@ -64,8 +64,11 @@ nodes:
 	// The repository is on vault; box reads it over TLS.
 	requireArchiving(ctx, t, nodes[2].Machine())
 	requireArchiving(ctx, t, nodes[1].Machine())
-	ls, err := nodes[2].Machine().Exec(ctx, "ls", "/var/lib/pgbackrest/archive/garrison")
+	ls, err := nodes[2].Machine().Exec(ctx, "ls", "/var/lib/pgbackrest/archive/garrison", "/var/lib/pgbackrest/backup/garrison")
 	require.NoError(t, err, ls)
+	// The nightly backup runs on the backup node, from the db node.
+	require.True(t, runBackupUnit(ctx, t, nodes[2].Machine()))
+	require.Equal(t, 2, requireArchiving(ctx, t, nodes[2].Machine()))
 
 	out, code = ad.run(ctx, "install", path, a.tar, "--pubkey", a.pubkey, "--relaxed-timings")
 	require.Equal(t, 0, code, out)

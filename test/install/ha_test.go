@@ -229,6 +229,16 @@ func installHA(ctx context.Context, t *testing.T, s *haSite, mmsite string) {
 	for _, name := range dbNodes {
 		requireArchiving(ctx, t, s.machines[name])
 	}
+	// The nightly backup, run now on every db node: the primary alone
+	// backs up.
+	ran := 0
+	for _, name := range dbNodes {
+		if runBackupUnit(ctx, t, s.machines[name]) {
+			ran++
+		}
+	}
+	require.Equal(t, 1, ran, "exactly one db node (the primary) backed up")
+	require.Equal(t, 2, requireArchiving(ctx, t, s.machines["app1"]))
 
 	start = time.Now()
 	out = s.install(ctx)

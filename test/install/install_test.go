@@ -206,7 +206,9 @@ func secrets(t *testing.T, state, site string) map[string]string {
 // Scenario 1: one node with every role, no route anywhere, installed from
 // the bundle as a user with passwordless sudo; WAL reaches the pgBackRest
 // repository on the node; a user logs in, posts and uploads through nginx;
-// health is green; a second run changes nothing.
+// health is green; a second run changes nothing; a run over a site without
+// WAL archiving (as an older garrisonctl left it) restarts PostgreSQL to
+// turn it on.
 func TestAllInOne(t *testing.T) {
 	ctx := t.Context()
 	a := theArtefacts(t)
@@ -258,6 +260,8 @@ nodes:
 	}
 
 	requireArchiving(ctx, t, box)
+	require.True(t, runBackupUnit(ctx, t, box), "the only db node backs up")
+	require.Equal(t, 2, requireArchiving(ctx, t, box))
 
 	hc := siteClient(t, adminNode, filepath.Join(ad.state, "sites", "lab", "ca", "ca.crt"), "chat.lab.test", boxNode)
 	useSite(ctx, t, &rest{t: t, hc: hc, base: "https://chat.lab.test"}, "sysadmin", secrets(t, ad.state, "lab")["admin_password"])
@@ -267,11 +271,43 @@ nodes:
 	require.Equal(t, 0, code, out)
 	t.Logf("second run: %s", time.Since(start).Round(time.Second))
 	require.Contains(t, out, "install complete: nothing changed")
+
+	// A site an older garrisonctl installed, without WAL archiving: the
+	// next run turns it on, which PostgreSQL only applies on a restart.
+	showArchiveMode := func(want string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			got, err := box.Exec(ctx, "runuser", "-u", "postgres", "--", "psql", "-XqtA", "-c", "show archive_mode")
+			if err != nil || strings.TrimSpace(got) != want {
+				return fmt.Errorf("archive_mode %q (want %s): %v", strings.TrimSpace(got), want, err)
+			}
+			return nil
+		}
+	}
+	out, err = box.Exec(ctx, "sh", "-euc", `sed -i 's/archive_mode: .on./archive_mode: "off"/' /etc/patroni/config.yml
+grep -q 'archive_mode: "off"' /etc/patroni/config.yml
+systemctl reload patroni`)
+	require.NoError(t, err, out)
+	require.NoError(t, poll(ctx, time.Minute, "archive_mode off after a restart", func(ctx context.Context) error {
+		// The reload reaches Patroni on its next loop; restart once it has.
+		if out, err := box.Exec(ctx, "patronictl", "-c", "/etc/patroni/config.yml", "restart", "lab", "box", "--pending", "--force"); err != nil {
+			return fmt.Errorf("patronictl restart: %v: %s", err, out)
+		}
+		return showArchiveMode("off")(ctx)
+	}))
+	out, code = ad.run(ctx, "install", inv, a.tar, "--pubkey", a.pubkey, "--relaxed-timings")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "box: restarted PostgreSQL through Patroni to apply settings that need a restart")
+	require.NoError(t, showArchiveMode("on")(ctx))
+	out, code = ad.run(ctx, "install", inv, a.tar, "--pubkey", a.pubkey, "--relaxed-timings")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "install complete: nothing changed")
 }
 
-// requireArchiving checks on db machine m that the site's pgBackRest
-// repository holds the stanza and WAL segments PostgreSQL archived.
-func requireArchiving(ctx context.Context, t *testing.T, m *testbed.Machine) {
+// requireArchiving checks on machine m (a db node, or the backup node)
+// that the site's pgBackRest repository holds the stanza, the first full
+// backup and WAL segments PostgreSQL archived; it returns the number of
+// backups.
+func requireArchiving(ctx context.Context, t *testing.T, m *testbed.Machine) int {
 	t.Helper()
 	out, err := m.Exec(ctx, "runuser", "-u", "postgres", "--", "pgbackrest", "--stanza=garrison", "--log-level-console=warn", "info", "--output=json")
 	require.NoError(t, err, out)
@@ -281,6 +317,9 @@ func requireArchiving(ctx context.Context, t *testing.T, m *testbed.Machine) {
 			Min string `json:"min"`
 			Max string `json:"max"`
 		} `json:"archive"`
+		Backup []struct {
+			Type string `json:"type"`
+		} `json:"backup"`
 		Status struct {
 			Code    int    `json:"code"`
 			Message string `json:"message"`
@@ -288,8 +327,35 @@ func requireArchiving(ctx context.Context, t *testing.T, m *testbed.Machine) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &info), out)
 	require.Len(t, info, 1, out)
-	require.Contains(t, []int{0, 2}, info[0].Status.Code, "stanza status: %s", info[0].Status.Message)
+	require.Equal(t, 0, info[0].Status.Code, "stanza status: %s", info[0].Status.Message)
+	require.NotEmpty(t, info[0].Backup, "no backup: %s", out)
+	require.Equal(t, "full", info[0].Backup[0].Type, "the first backup is a full one")
 	require.NotEmpty(t, info[0].Archive, "no WAL archived: %s", out)
 	require.NotEmpty(t, info[0].Archive[0].Max, "no WAL archived: %s", out)
-	t.Logf("%s: pgBackRest archive holds WAL %s to %s", m.Name(), info[0].Archive[0].Min, info[0].Archive[0].Max)
+	t.Logf("%s: pgBackRest holds %d backup(s) and WAL %s to %s", m.Name(), len(info[0].Backup), info[0].Archive[0].Min, info[0].Archive[0].Max)
+	return len(info[0].Backup)
+}
+
+// runBackupUnit runs the nightly backup service on m now, as its timer
+// would, and reports whether it backed up (on a replica its condition
+// skips it).
+func runBackupUnit(ctx context.Context, t *testing.T, m *testbed.Machine) bool {
+	t.Helper()
+	out, err := m.Exec(ctx, "systemctl", "is-enabled", "garrison-pgbackrest-backup.timer")
+	require.NoError(t, err, out)
+	out, err = m.Exec(ctx, "systemctl", "start", "garrison-pgbackrest-backup.service")
+	require.NoError(t, err, out)
+	out, err = m.Exec(ctx, "systemctl", "show", "-P", "Result", "garrison-pgbackrest-backup.service")
+	require.NoError(t, err, out)
+	journal, _ := m.Journal(ctx, "garrison-pgbackrest-backup.service", 30)
+	switch result := strings.TrimSpace(out); result {
+	case "exec-condition": // a replica: not the primary, nothing to do
+		return false
+	case "success":
+		require.Contains(t, journal, "backup command end: completed successfully")
+		return true
+	default:
+		t.Fatalf("the backup service ended %q:\n%s", result, journal)
+		return false
+	}
 }

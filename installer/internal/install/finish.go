@@ -190,6 +190,9 @@ func (in *Installer) writeReceipt(ctx context.Context, health []agent.Report) er
 		if n.Has(inventory.RoleDB) || n.Has(inventory.RoleBackup) {
 			files = append(files, PGBackRestConfig)
 		}
+		if in.site.runsBackups(n.Node) {
+			files = append(files, "/etc/systemd/system/"+BackupService, "/etc/systemd/system/"+BackupTimer)
+		}
 		if in.site.isEtcd(n.Node) {
 			files = append(files, EtcdEnvFile)
 		}

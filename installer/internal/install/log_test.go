@@ -26,6 +26,8 @@ func TestCopyProgress(t *testing.T) {
 	big := p.file(90 << 20) // resumed at 45 MiB
 	big(45<<20, 90<<20)
 	big(90<<20, 90<<20)
+	big(0, 90<<20) // Upload started it over: it counted already
+	big(90<<20, 90<<20)
 
 	require.Equal(t, []string{
 		"  app1: copying the repository: 10.0 MiB of 100.0 MiB (10%)",

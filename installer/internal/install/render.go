@@ -67,6 +67,10 @@ func (s *Site) Patroni(n inventory.Node, sec *Secrets) ([]byte, error) {
 	hba := []string{
 		"local all postgres peer",
 		"host all postgres 127.0.0.1/32 scram-sha-256",
+		// Patroni reads a stopped-leader's timeline over a local
+		// replication connection before it decides on pg_rewind; refused,
+		// an old leader never rejoins after a partition.
+		"hostssl replication replicator 127.0.0.1/32 scram-sha-256",
 	}
 	for _, m := range s.Inv.With(inventory.RoleDB) {
 		hba = append(hba,
@@ -168,9 +172,6 @@ func (s *Site) Patroni(n inventory.Node, sec *Secrets) ([]byte, error) {
 				"archive_mode":    "on",
 				"archive_command": "pgbackrest --stanza=" + Stanza + " archive-push %p",
 			},
-			// A replica that fell behind wal_keep_size catches up from the
-			// archive instead of needing a new base backup.
-			"recovery_conf": map[string]any{"restore_command": "pgbackrest --stanza=" + Stanza + " archive-get %f \"%p\""},
 		},
 		"watchdog": map[string]any{"mode": "off"}, // no /dev/watchdog on these nodes; Patroni demotes itself
 		"tags":     map[string]any{"nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false},
@@ -273,7 +274,11 @@ func (s *Site) PGBackRest(n inventory.Node, sec *Secrets) []byte {
 		kv("tls-server-cert-file", NodeCertFile)
 		kv("tls-server-key-file", KeyFile("postgres"))
 		kv("tls-server-ca-file", CAFile)
-		kv("tls-server-auth", strings.Join(peers, ",")+"="+Stanza)
+		// One client certificate name per line: a comma separates
+		// stanzas, not clients.
+		for _, peer := range peers {
+			kv("tls-server-auth", peer+"="+Stanza)
+		}
 	}
 	fmt.Fprintf(&b, "\n[%s]\n", Stanza)
 	if isHost {

@@ -217,16 +217,17 @@ func TestPGBackRestEndpoint(t *testing.T) {
 func TestStanzaInInfo(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		json   string
-		exists bool
-		err    string
+		json  string
+		state stanzaState
+		err   string
 	}{
-		{`[{"name":"garrison","status":{"code":1,"message":"missing stanza path"}}]`, false, ""},
-		{`[{"name":"garrison","status":{"code":2,"message":"no valid backups"}}]`, true, ""},
-		{`[{"name":"garrison","status":{"code":0,"message":"ok"}}]`, true, ""},
-		{`[{"name":"garrison","status":{"code":3,"message":"missing stanza data"}}]`, false, "missing stanza data (code 3)"},
-		{`[]`, false, ""},
-		{`not json`, false, "pgbackrest info"},
+		{`[{"name":"garrison","status":{"code":1,"message":"missing stanza path"}}]`, stanzaMissing, ""},
+		{`[{"name":"garrison","status":{"code":3,"message":"missing stanza data"}}]`, stanzaMissing, ""},
+		{`[{"name":"garrison","status":{"code":2,"message":"no valid backups"}}]`, stanzaEmpty, ""},
+		{`[{"name":"garrison","status":{"code":0,"message":"ok"}}]`, stanzaBackedUp, ""},
+		{`[{"name":"garrison","status":{"code":99,"message":"other"}}]`, stanzaMissing, "other (code 99)"},
+		{`[]`, stanzaMissing, ""},
+		{`not json`, stanzaMissing, "pgbackrest info"},
 	} {
 		got, err := stanzaInInfo([]byte(c.json))
 		if c.err != "" {
@@ -234,8 +235,25 @@ func TestStanzaInInfo(t *testing.T) {
 			continue
 		}
 		require.NoError(t, err, c.json)
-		require.Equal(t, c.exists, got, c.json)
+		require.Equal(t, c.state, got, c.json)
 	}
+}
+
+// The backup units: only the primary of several db nodes backs up; the
+// backup node always does; the timer runs nightly and catches up.
+func TestBackupUnits(t *testing.T) {
+	t.Parallel()
+	ha := testSite(t, "ha.yaml")
+	svc, timer := ha.BackupUnits(ha.Inv.Nodes[0])
+	golden(t, "ha-backup.service", svc)
+	golden(t, "ha-backup.timer", timer)
+	require.Contains(t, string(svc), "ExecCondition=")
+	require.Contains(t, string(svc), `"$$(date +%%u)"`) // systemd's escapes of $ and %
+	require.Contains(t, string(svc), "--type=$$t backup")
+	require.Contains(t, string(timer), "Persistent=true")
+	b := testSite(t, "backup.yaml")
+	svc, _ = b.BackupUnits(b.Inv.Nodes[1])
+	require.NotContains(t, string(svc), "ExecCondition=")
 }
 
 // With a backup node the repository lives there, and each side's
@@ -262,6 +280,16 @@ func TestPGBackRestBackupNode(t *testing.T) {
 	PrintPlan(&plan, s, "1.2.3")
 	require.Contains(t, plan.String(), "9. backup    create the pgBackRest stanza in the backup node vault")
 	require.Contains(t, plan.String(), "              on: vault\n")
+
+	// Three db nodes: the backup node admits each, one per line (a comma
+	// would separate stanzas), and reaches each as pgN-host.
+	multi := testSite(t, "ha.yaml")
+	multi.Inv.Nodes[3].Roles = append(multi.Inv.Nodes[3].Roles, inventory.RoleBackup)
+	edge := string(multi.PGBackRest(multi.Inv.Nodes[3], fixedSecrets()))
+	golden(t, "ha-backup-edge1-pgbackrest.conf", []byte(edge))
+	require.Contains(t, edge, "tls-server-auth=app1=garrison\ntls-server-auth=app2=garrison\ntls-server-auth=app3=garrison\n")
+	require.Contains(t, edge, "pg3-host=app3\n")
+	require.Contains(t, string(multi.PGBackRest(multi.Inv.Nodes[1], fixedSecrets())), "repo1-host=edge1\n")
 
 	// Without a backup node no TLS server runs.
 	ha := testSite(t, "ha.yaml")

@@ -202,13 +202,19 @@ type copyProgress struct {
 }
 
 // file returns the Upload progress callback of the next file, of size.
+// A file counts once even when Upload starts it over.
 func (p *copyProgress) file(size int64) func(sent, total int64) {
+	finished := false
 	return func(sent, _ int64) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if finished {
+			return
+		}
 		at := p.done + sent
 		if sent == size {
 			p.done += size
+			finished = true
 		}
 		if p.total == 0 {
 			return
@@ -500,14 +506,21 @@ func (in *Installer) database(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if slices.Contains(in.site.Units(n.Node), "pgbackrest.service") {
-			return in.ensureUnit(ctx, n, "pgbackrest.service", ch)
+		if !slices.Contains(in.site.Units(n.Node), "pgbackrest.service") {
+			return nil
 		}
-		return nil
+		if err := in.ensureUnit(ctx, n, "pgbackrest.service", ch); err != nil {
+			return err
+		}
+		return in.waitPGBackRestServer(ctx, n)
 	})
 	if err != nil {
 		return err
 	}
+	var (
+		mu       sync.Mutex
+		reloaded bool // a running Patroni got a new configuration
+	)
 	err = in.each(ctx, db, func(ctx context.Context, n *node) error {
 		cfg, err := in.site.Patroni(n.Node, in.sec)
 		if err != nil {
@@ -530,12 +543,23 @@ func (in *Installer) database(ctx context.Context) error {
 			if _, err := in.sh(ctx, n, "systemctl reload patroni.service 2>/dev/null || true"); err != nil {
 				return err
 			}
+			mu.Lock()
+			reloaded = true
+			mu.Unlock()
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	if err := in.waitCluster(ctx, db); err != nil {
+		return err
+	}
+	return in.restartPending(ctx, db, reloaded)
+}
+
+// waitCluster waits until Patroni has a leader and every db node runs.
+func (in *Installer) waitCluster(ctx context.Context, db []inventory.Node) error {
 	first := in.nodes[db[0].Name]
 	hc := in.httpClient(first, first.Name, nil)
 	url := "https://" + hostPort(first.Address, PortPatroni) + "/cluster"
@@ -553,6 +577,103 @@ func (in *Installer) database(ctx context.Context) error {
 		}
 		return clusterReady(c.Members, names(db), in.site.Inv.Sync())
 	})
+}
+
+// restartPending restarts PostgreSQL, through Patroni, on the members
+// that wait for a restart to apply a setting (archive_mode, say, on a site
+// installed before garrisonctl set it): replicas first, the leader last,
+// each once the cluster is whole again. Patroni applies a reload on its
+// next loop, so after one (reloaded) it watches for a pending restart for
+// a loop and a bit; otherwise it asks once.
+func (in *Installer) restartPending(ctx context.Context, db []inventory.Node, reloaded bool) error {
+	type pending struct {
+		n      *node
+		leader bool
+	}
+	var todo []pending
+	look := func(ctx context.Context) error {
+		todo = todo[:0]
+		for _, dn := range db {
+			n := in.nodes[dn.Name]
+			var p struct {
+				Role    string `json:"role"`
+				Pending bool   `json:"pending_restart"`
+			}
+			if err := getJSON(ctx, in.httpClient(n, n.Name, nil), "https://"+hostPort(n.Address, PortPatroni)+"/patroni", &p); err != nil {
+				return err
+			}
+			if p.Pending {
+				todo = append(todo, pending{n, isLeaderRole(p.Role)})
+			}
+		}
+		return nil
+	}
+	if err := look(ctx); err != nil {
+		return err
+	}
+	if reloaded {
+		deadline := time.Now().Add(time.Duration(in.site.Timings.LoopWait+5) * time.Second)
+		for len(todo) == 0 && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+			if err := look(ctx); err != nil {
+				todo = todo[:0] // a member busy with the reload: ask again
+			}
+		}
+	}
+	slices.SortStableFunc(todo, func(a, b pending) int { return cmpBool(a.leader, b.leader) })
+	for _, p := range todo {
+		if err := in.patroniRestart(ctx, p.n); err != nil {
+			return err
+		}
+		in.changed(p.n, "restarted PostgreSQL through Patroni to apply settings that need a restart")
+		if err := in.waitCluster(ctx, db); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// patroniRestart asks n's Patroni to restart its PostgreSQL if a restart
+// is pending; Patroni answers once it is done.
+func (in *Installer) patroniRestart(ctx context.Context, n *node) error {
+	// Patroni's REST API takes a change only from a client certificate of
+	// the site CA (verify_client: optional) with its password.
+	cert, err := in.clientCert()
+	if err != nil {
+		return err
+	}
+	hc := in.httpClient(n, n.Name, &cert)
+	hc.Timeout = in.opts.StageTimeout
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+hostPort(n.Address, PortPatroni)+"/restart", strings.NewReader(`{"restart_pending": true}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("patroni", in.sec.PatroniREST)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("restart PostgreSQL on %s through Patroni: %w", n.Name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("restart PostgreSQL on %s through Patroni: %s: %s", n.Name, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 // clusterReady says why a Patroni cluster is not ready yet: a running
