@@ -217,7 +217,7 @@ func (s *Site) MinIOEnv(sec *Secrets) []byte {
 //   - a bucket in MinIO over TLS verified against the site CA;
 //   - a directory on the only db node of a site with neither.
 //
-// Patroni's archive_command and restore_command read it on the db nodes.
+// Patroni's archive_command reads it on the db nodes.
 func (s *Site) PGBackRest(n inventory.Node, sec *Secrets) []byte {
 	var b strings.Builder
 	b.WriteString(header("#"))
