@@ -586,29 +586,8 @@ func (in *Installer) waitCluster(ctx context.Context, db []inventory.Node) error
 // next loop, so after one (reloaded) it watches for a pending restart for
 // a loop and a bit; otherwise it asks once.
 func (in *Installer) restartPending(ctx context.Context, db []inventory.Node, reloaded bool) error {
-	type pending struct {
-		n      *node
-		leader bool
-	}
-	var todo []pending
-	look := func(ctx context.Context) error {
-		todo = todo[:0]
-		for _, dn := range db {
-			n := in.nodes[dn.Name]
-			var p struct {
-				Role    string `json:"role"`
-				Pending bool   `json:"pending_restart"`
-			}
-			if err := getJSON(ctx, in.httpClient(n, n.Name, nil), "https://"+hostPort(n.Address, PortPatroni)+"/patroni", &p); err != nil {
-				return err
-			}
-			if p.Pending {
-				todo = append(todo, pending{n, isLeaderRole(p.Role)})
-			}
-		}
-		return nil
-	}
-	if err := look(ctx); err != nil {
+	todo, err := in.pendingRestarts(ctx, db)
+	if err != nil {
 		return err
 	}
 	if reloaded {
@@ -619,17 +598,15 @@ func (in *Installer) restartPending(ctx context.Context, db []inventory.Node, re
 				return ctx.Err()
 			case <-time.After(time.Second):
 			}
-			if err := look(ctx); err != nil {
-				todo = todo[:0] // a member busy with the reload: ask again
-			}
+			// A member busy with the reload may not answer: ask again.
+			todo, _ = in.pendingRestarts(ctx, db)
 		}
 	}
-	slices.SortStableFunc(todo, func(a, b pending) int { return cmpBool(a.leader, b.leader) })
-	for _, p := range todo {
-		if err := in.patroniRestart(ctx, p.n); err != nil {
+	for _, n := range todo {
+		if err := in.patroniRestart(ctx, n); err != nil {
 			return err
 		}
-		in.changed(p.n, "restarted PostgreSQL through Patroni to apply settings that need a restart")
+		in.changed(n, "restarted PostgreSQL through Patroni to apply settings that need a restart")
 		if err := in.waitCluster(ctx, db); err != nil {
 			return err
 		}
@@ -637,14 +614,28 @@ func (in *Installer) restartPending(ctx context.Context, db []inventory.Node, re
 	return nil
 }
 
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
+// pendingRestarts lists the db nodes whose Patroni reports a pending
+// restart, replicas before the leader.
+func (in *Installer) pendingRestarts(ctx context.Context, db []inventory.Node) ([]*node, error) {
+	var replicas, leaders []*node
+	for _, dn := range db {
+		n := in.nodes[dn.Name]
+		var p struct {
+			Role    string `json:"role"`
+			Pending bool   `json:"pending_restart"`
+		}
+		if err := getJSON(ctx, in.httpClient(n, n.Name, nil), "https://"+hostPort(n.Address, PortPatroni)+"/patroni", &p); err != nil {
+			return nil, err
+		}
+		switch {
+		case !p.Pending:
+		case isLeaderRole(p.Role):
+			leaders = append(leaders, n)
+		default:
+			replicas = append(replicas, n)
+		}
 	}
-	return -1
+	return append(replicas, leaders...), nil
 }
 
 // patroniRestart asks n's Patroni to restart its PostgreSQL if a restart
