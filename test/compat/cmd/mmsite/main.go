@@ -91,6 +91,15 @@ func (c config) validate() error {
 	if os.Getenv("MMSITE_PASSWORD") == "" {
 		errs = append(errs, errors.New("MMSITE_PASSWORD is not set"))
 	}
+	// -app URLs become wss:// WebSocket URLs: only https://host:port.
+	for i, a := range c.apps {
+		if u, err := url.Parse(a); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("-app %d: %q is not an https://host:port URL", i+1, a))
+		}
+	}
+	if u, err := url.Parse(c.site); c.site != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+		errs = append(errs, fmt.Errorf("-site: %q is not an https:// URL", c.site))
+	}
 	return errors.Join(errs...)
 }
 
@@ -228,7 +237,7 @@ func postWithFile(ctx context.Context, c *model.Client4, ch *model.Channel) erro
 // crossNode listens on listenURL's WebSocket, posts in ch through postURL
 // and waits for the posted event of that post.
 func crossNode(ctx context.Context, tr *transport, token string, ch *model.Channel, listenURL, postURL string) error {
-	wsURL := "wss" + strings.TrimPrefix(listenURL, "https")
+	wsURL := "wss" + strings.TrimPrefix(strings.TrimSuffix(listenURL, "/"), "https")
 	dialer := &websocket.Dialer{NetDialContext: tr.dial, TLSClientConfig: tr.tls.Clone(), HandshakeTimeout: 30 * time.Second}
 	ws, err := model.NewWebSocketClient4WithDialer(dialer, wsURL, token)
 	if err != nil {
