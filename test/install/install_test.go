@@ -193,6 +193,30 @@ func useSite(ctx context.Context, t *testing.T, r *rest, username, password stri
 	require.Equal(t, content, body, "the file comes back byte for byte")
 }
 
+// poll calls check, each attempt bounded by 20 s, until it returns nil
+// or timeout passes; the error then carries the last attempt's reason.
+func poll(ctx context.Context, timeout time.Duration, what string, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
+		err := check(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err // not the error of an attempt cut short by the deadline
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not within %s: %w", what, timeout, last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // secrets reads the admin password garrisonctl keeps for the site.
 func secrets(t *testing.T, state, site string) map[string]string {
 	t.Helper()

@@ -100,30 +100,6 @@ func (s *haSite) settled(ctx context.Context, node string) (string, error) {
 	return leader, nil
 }
 
-// poll calls check, each attempt bounded by 20 s, until it returns nil
-// or timeout passes; the error then carries the last attempt's reason.
-func poll(ctx context.Context, timeout time.Duration, what string, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
-		err := check(actx)
-		acancel()
-		if err == nil {
-			return nil
-		}
-		if last == nil || ctx.Err() == nil {
-			last = err // not the error of an attempt cut short by the deadline
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not within %s: %w", what, timeout, last)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
 // psql runs one query as postgres over the node's local socket (outside
 // any pg_hba network rule) and returns its unaligned output.
 func (s *haSite) psql(ctx context.Context, node, db, query string) (string, error) {
